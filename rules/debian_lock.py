@@ -1,0 +1,175 @@
+"""The Debian lock: the image's package set, resolved to exact .debs (rules_distroless shape).
+
+Roots are the Essential and Priority: required packages (what mmdebstrap's minbase installs) plus
+the packages WORKSPACE names; the closure follows Depends and Pre-Depends, taking the newest
+version across the archives (bullseye, -updates, -security) and the first alternative that can
+be satisfied. The JSON records its inputs, so ``--check`` works offline.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rules import atomic, debian_index, debian_version, pip_lock
+from rules.errors import StaleLockError, UserError
+from rules.model import DebianSource, Project
+
+LOCK_VERSION = 1
+
+
+def inputs(source: DebianSource) -> dict:
+    return {
+        "archives": [f"{m} {s}" for m, s in source.archives],
+        "components": list(source.components),
+        "arch": source.arch,
+        "packages": sorted(source.packages),
+    }
+
+
+def inputs_digest(source: DebianSource) -> str:
+    text = json.dumps({"lock_version": LOCK_VERSION, **inputs(source)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Universe:
+    """Every package of the archives, newest version per name, and who provides what."""
+
+    def __init__(self):
+        self.best: dict[str, dict] = {}
+        self.providers: dict[str, list[tuple[str, str | None]]] = {}
+
+    def add(self, stanza: dict, mirror: str) -> None:
+        name = stanza["Package"]
+        current = self.best.get(name)
+        if current and debian_version.compare(stanza["Version"], current["Version"]) <= 0:
+            return
+        self.best[name] = dict(stanza, _mirror=mirror)
+
+    def index_provides(self) -> None:
+        for name, stanza in sorted(self.best.items()):
+            for item in _split(stanza.get("Provides", "")):
+                virtual, op, version = debian_version.parse_relation(item)
+                self.providers.setdefault(virtual, []).append(
+                    (name, version if op == "=" else None))
+
+
+def _split(field: str) -> list[str]:
+    return [p.strip() for p in field.replace("\n", " ").split(",") if p.strip()]
+
+
+def resolve(universe: Universe, roots: list[str]) -> dict[str, list[str]]:
+    """Package name -> resolved dependency names, for the closure of ``roots``."""
+    chosen: dict[str, list[str]] = {}
+    queue = list(roots)
+    while queue:
+        name = queue.pop(0)
+        if name in chosen:
+            continue
+        stanza = universe.best.get(name)
+        if stanza is None:
+            raise UserError(f"Debian package '{name}' is not in the archives")
+        deps = []
+        for field in ("Pre-Depends", "Depends"):
+            for group in _split(stanza.get(field, "")):
+                pick = _satisfy(universe, chosen, queue, group, name)
+                deps.append(pick)
+                queue.append(pick)
+        chosen[name] = sorted(set(deps))
+    return chosen
+
+
+def _satisfy(universe: Universe, chosen: dict, queue: list, group: str, owner: str) -> str:
+    options = [debian_version.parse_relation(a) for a in group.split("|")]
+    candidates = []
+    for dep, op, version in options:
+        real = universe.best.get(dep)
+        if real and debian_version.satisfies(real["Version"], op, version):
+            candidates.append(dep)
+        for provider, provided in universe.providers.get(dep, []):
+            if op is None or (provided and debian_version.satisfies(provided, op, version)):
+                candidates.append(provider)
+    if not candidates:
+        raise UserError(f"Debian package '{owner}': cannot satisfy dependency '{group}'")
+    for candidate in candidates:  # prefer what is already in the set
+        if candidate in chosen or candidate in queue:
+            return candidate
+    return candidates[0]
+
+
+@dataclass
+class DebianLockResult:
+    path: str
+    action: str
+    packages: int
+    seconds: float
+
+
+def lock(project: Project, cache: Path | None = None) -> DebianLockResult:
+    source = project.debian
+    path = Path(project.root) / source.lock
+    started = time.monotonic()
+    digest = inputs_digest(source)
+    if path.exists():
+        try:
+            if json.loads(path.read_text())["inputs_sha256"] == digest:
+                count = len(json.loads(path.read_text())["packages"])
+                return DebianLockResult(source.lock, "unchanged", count, time.monotonic() - started)
+        except (ValueError, KeyError):
+            pass
+    cache = cache or pip_lock.default_cache()
+    universe = Universe()
+    for mirror, suite in source.archives:
+        for component in source.components:
+            for stanza in debian_index.packages(mirror, suite, component, source.arch,
+                                                source.keyring, cache):
+                universe.add(stanza, mirror)
+    universe.index_provides()
+    base = sorted(n for n, s in universe.best.items()
+                  if s.get("Essential") == "yes" or s.get("Priority") == "required")
+    closure = resolve(universe, base + sorted(source.packages))
+    packages = []
+    for name in sorted(closure):
+        s = universe.best[name]
+        packages.append({
+            "name": name,
+            "version": s["Version"],
+            "arch": s["Architecture"],
+            "sha256": s["SHA256"],
+            "size": int(s["Size"]),
+            "filename": s["Filename"],
+            "url": f"{s['_mirror']}/{s['Filename']}",
+            "source": s.get("Source", name).split(" ")[0],
+            "priority": s.get("Priority", ""),
+            "essential": s.get("Essential") == "yes",
+            "depends": closure[name],
+        })
+    document = {"lock_version": LOCK_VERSION, "inputs_sha256": digest,
+                "inputs": inputs(source), "packages": packages}
+    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+    old = path.read_text() if path.exists() else None
+    if text != old:
+        atomic.write_text(path, text)
+    action = "unchanged" if text == old else ("rewritten" if old else "written")
+    return DebianLockResult(source.lock, action, len(packages), time.monotonic() - started)
+
+
+def load(project: Project) -> dict:
+    path = Path(project.root) / project.debian.lock
+    if not path.exists():
+        raise StaleLockError(f"{project.debian.lock} is missing; run `invoke lock`")
+    return json.loads(path.read_text())
+
+
+def check(project: Project) -> None:
+    document = load(project)
+    if document.get("inputs_sha256") == inputs_digest(project.debian):
+        return
+    import difflib
+
+    recorded = json.dumps(document.get("inputs", {}), indent=2, sort_keys=True).splitlines()
+    wanted = json.dumps(inputs(project.debian), indent=2, sort_keys=True).splitlines()
+    diff = "\n".join(difflib.unified_diff(recorded, wanted, f"{project.debian.lock} (inputs)",
+                                          "WORKSPACE debian_source", lineterm=""))
+    raise StaleLockError(f"stale Debian lock; run `invoke lock`:\n{diff}")

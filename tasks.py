@@ -1,0 +1,95 @@
+"""Runtime build tasks: a thin invoke front end over the `rules` engine.
+
+Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
+"""
+
+from invoke import Collection, task
+
+from rules import debian_lock, pip_lock, project, report
+from rules.cli import user_errors
+
+
+@task(help={
+    "runtime": "lock only the Airflow version of this Runtime line (e.g. 4.2)",
+    "upgrade_package": "let this package move to its newest allowed version (repeatable)",
+    "check": "offline: exit 1 with a diff when a lock no longer matches its inputs",
+    "debian": "also (re)lock the Debian packages (default: yes)",
+}, iterable=["upgrade_package"])
+@user_errors
+def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
+    """Write constraints/: one pip-compile lock per Airflow version, and the Debian lock."""
+    proj = project.load()
+    versions = pip_lock.airflow_versions(proj, runtime)
+    if check:
+        pip_lock.check_all(proj, versions)
+        if debian:
+            debian_lock.check(proj)
+        print(f"locks are current: Airflow {', '.join(versions)}" + (", Debian" if debian else ""))
+        return
+    rows = []
+    for airflow in versions:
+        plan = pip_lock.plan(proj, airflow)
+        with report.status(f"locking Airflow {airflow} (lines {', '.join(plan.lines)})"):
+            result = pip_lock.lock(proj, plan, tuple(upgrade_package or ()))
+        rows.append((result.path, result.action, str(result.packages), f"{result.seconds:.1f}s"))
+    if debian:
+        with report.status("locking Debian packages"):
+            result = debian_lock.lock(proj)
+        rows.append((result.path, result.action, str(result.packages), f"{result.seconds:.1f}s"))
+    report.table("locks", ("file", "action", "packages", "time"), rows)
+
+
+@task
+@user_errors
+def lines(c):
+    """Print the Runtime lines declared in BUILD."""
+    proj = project.load()
+    report.table("Runtime lines", ("line", "version", "LTS", "Airflow", "Python", "Debian",
+                                   "PyPI cut-off", "providers"),
+                 [(ln.name, ln.version, "yes" if ln.lts else "", ln.airflow, ln.python,
+                   ln.debian, ln.pypi_cutoff, ln.providers) for ln in proj.lines.values()])
+
+
+@task(help={"runtime": "the Runtime line whose lock to verify (default: all Airflow versions)"})
+@user_errors
+def verify_lock(c, runtime=None):
+    """Install each lock into bullseye's python3.9 (network) and run Airflow from it."""
+    from rules import lock_verify
+
+    proj = project.load()
+    for airflow in pip_lock.airflow_versions(proj, runtime):
+        result = lock_verify.verify(proj, airflow)
+        report.table(f"Airflow {airflow} lock", ("check", "result"), result.rows())
+
+
+@task(help={"k": "only tests matching this pytest -k expression",
+            "slow": "also run the network/slow tests (lock install in a bullseye root)"})
+def test(c, k=None, slow=True):
+    """Run the test suite (pytest)."""
+    args = ["python", "-m", "pytest", "-ra"]
+    if k:
+        args += ["-k", repr(k)]
+    if not slow:
+        args += ["-m", "'not slow'"]
+    c.run(" ".join(args), pty=False)
+
+
+@task(help={"runtime": "the Runtime line to build (e.g. 4.2)"})
+@user_errors
+def image(c, runtime="4.2"):
+    """Build a Runtime image. For now: checks the line's locks (the image build is issue #3)."""
+    proj = project.load()
+    line = proj.line(runtime)
+    pip_lock.check_all(proj, [line.airflow])
+    debian_lock.check(proj)
+    print(f"Runtime {line.version} (Airflow {line.airflow}): locks are current.\n"
+          "The daemonless image build is not implemented yet; stopping after the lock check.")
+
+
+@task
+def bench(c):
+    """Print lock timings: cold-ish resolve of every lock, no-op re-lock, offline check."""
+    c.run("python tools/bench_lock.py", pty=False)
+
+
+ns = Collection(lock, lines, verify_lock, test, image, bench)
