@@ -1,0 +1,116 @@
+"""Helpers for tests: tiny projects in a temp folder, tiny wheels, running the CLI."""
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+WORKSPACE = """\
+workspace(name = "fixture")
+debian_source(
+    name = "bullseye",
+    archives = ["https://deb.debian.org/debian bullseye"],
+    packages = ["python3.9"],
+    lock = "constraints/debian.lock.json",
+)
+python_toolchain(name = "py", version = "3.9", platform = "x86_64-manylinux_2_31")
+python_lock(
+    name = "airflow-2.2.4",
+    airflow = "2.2.4",
+    lock = "constraints/constraints-2.2.4.txt",
+    requirements_in = "constraints/requirements-2.2.4.in",
+    index_url = "",
+    find_links = ["wheels"],
+    constraints = {constraints},
+)
+"""
+
+BUILD = """\
+runtime_line(
+    name = "4.2",
+    version = "4.2.0",
+    airflow = "2.2.4",
+    python = "3.9",
+    debian = "bullseye",
+    pypi_cutoff = "2030-01-01",
+    source_date_epoch = 1646179200,
+    providers = "//providers:default",
+    modules = [],
+)
+"""
+
+PROVIDERS = """\
+provider_set(
+    name = "default",
+    airflow_extras = ["amazon"],
+    packages = {packages},
+)
+"""
+
+
+def make_wheel(folder: Path, name: str, version: str, requires=(), extras=None,
+               requires_python: str | None = None) -> Path:
+    """A minimal, valid pure-Python wheel with the given metadata."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    if requires_python:
+        meta.append(f"Requires-Python: {requires_python}")
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    for extra, reqs in (extras or {}).items():
+        meta.append(f"Provides-Extra: {extra}")
+        meta += [f'Requires-Dist: {r}; extra == "{extra}"' for r in reqs]
+    files = {
+        f"{dist}/__init__.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": "\n".join(meta) + "\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: fixture\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    out = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(out, "w") as z:
+        for path, text in sorted(files.items()):
+            info_ = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
+            z.writestr(info_, text)
+    return out
+
+
+def make_project(root: Path, packages=("otherdep",), constraints=()) -> Path:
+    """A one-line project whose lock resolves offline against ``root/wheels``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "WORKSPACE").write_text(WORKSPACE.format(constraints=json.dumps(list(constraints))))
+    (root / "BUILD").write_text(BUILD)
+    (root / "providers").mkdir(exist_ok=True)
+    (root / "providers" / "BUILD").write_text(PROVIDERS.format(packages=json.dumps(list(packages))))
+    wheels = root / "wheels"
+    make_wheel(wheels, "apache-airflow", "2.2.4", requires=["fakedep>=1"],
+               extras={"amazon": ["apache-airflow-providers-amazon"]})
+    make_wheel(wheels, "apache-airflow-providers-amazon", "1.0.0", requires=["apache-airflow>=2"])
+    make_wheel(wheels, "fakedep", "1.0.0")
+    make_wheel(wheels, "otherdep", "1.0.0")
+    make_wheel(wheels, "setuptools", "59.6.0")
+    return root
+
+
+def run_invoke(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the project's invoke tasks from ``cwd`` as a user would (a separate process)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text)

@@ -1,0 +1,77 @@
+"""The invoke front end as a user meets it: exit codes, one-line errors, no tracebacks."""
+
+import shutil
+
+import pytest
+
+from tests.fixtures import REPO, make_project, run_invoke
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    dst = tmp_path / "repo"
+    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+    return dst
+
+
+def assert_clean_error(proc, code):
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("filename, source, where", [
+    ("BUILD", 'runtime_line(name = "4.2",, )\n', "BUILD:1:27: syntax error"),
+    ("WORKSPACE", 'workspace(name = "runtime")\nx = [1,\n', "WORKSPACE:2:8: syntax error"),
+    ("ui/BUILD", 'runtime_module(\n    name = "ui"\n    srcs = [],\n)\n',
+     "ui/BUILD:3:5: syntax error"),
+])
+def test_syntax_error_is_one_line_with_location(repo_copy, filename, source, where):
+    (repo_copy / filename).write_text(source)
+    proc = run_invoke(repo_copy, "lock", "--check")
+    assert_clean_error(proc, 2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {where}"), proc.stderr
+
+
+def test_unknown_runtime_lists_known_lines(repo_copy):
+    proc = run_invoke(repo_copy, "lock", "--runtime", "9.9")
+    assert_clean_error(proc, 2)
+    assert "unknown runtime line '9.9'; known lines: 3.0, 4.0, 4.1, 4.2, 5.0" in proc.stderr
+
+
+def test_bad_field_names_target_and_field(repo_copy):
+    build = repo_copy / "BUILD"
+    build.write_text(build.read_text().replace('lts = True,', 'lts = "yes",'))
+    proc = run_invoke(repo_copy, "lines")
+    assert_clean_error(proc, 2)
+    assert 'runtime_line "4.2": field \'lts\': expected True or False' in proc.stderr
+
+
+def test_check_passes_on_committed_locks():
+    proc = run_invoke(REPO, "lock", "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert "locks are current" in proc.stdout
+
+
+def test_check_on_stale_lock_exits_1_with_diff(repo_copy):
+    providers = repo_copy / "providers" / "BUILD"
+    providers.write_text(providers.read_text().replace('"redis",', '"redis",\n    "slack",'))
+    before = {p.name: p.read_bytes() for p in (repo_copy / "constraints").iterdir()}
+    proc = run_invoke(repo_copy, "lock", "--check")
+    assert_clean_error(proc, 1)
+    assert "-apache-airflow[amazon,celery,cncf.kubernetes,elasticsearch,google,postgres,redis," \
+           "statsd,virtualenv]==2.2.4" in proc.stderr
+    assert "+apache-airflow[amazon,celery,cncf.kubernetes,elasticsearch,google,postgres,redis," \
+           "slack,statsd,virtualenv]==2.2.4" in proc.stderr
+    assert {p.name: p.read_bytes() for p in (repo_copy / "constraints").iterdir()} == before
+
+
+def test_unresolvable_lock_via_cli_is_clean(tmp_path):
+    from tests.fixtures import make_wheel
+
+    root = make_project(tmp_path / "p", packages=["needs310"])
+    make_wheel(root / "wheels", "needs310", "1.0.0", requires_python=">=3.10")
+    proc = run_invoke(root, "lock", "--no-debian")
+    assert_clean_error(proc, 1)
+    assert "needs310" in proc.stderr and "cannot lock Airflow 2.2.4" in proc.stderr
+    assert not (root / "constraints" / "constraints-2.2.4.txt").exists()
