@@ -64,8 +64,12 @@ def verify_lock(c, runtime=None):
 
 @task(help={"k": "only tests matching this pytest -k expression",
             "slow": "also run the network/slow tests (lock install in a bullseye root)"})
+@user_errors
 def test(c, k=None, slow=True):
-    """Run the test suite (pytest)."""
+    """Run the test suite (pytest); installs the host packages it needs first."""
+    from rules import system_deps
+
+    system_deps.ensure()
     args = ["python", "-m", "pytest", "-ra"]
     if k:
         args += ["-k", repr(k)]
@@ -86,10 +90,12 @@ def image(c, runtime="4.2"):
           "The daemonless image build is not implemented yet; stopping after the lock check.")
 
 
-@task
-def bench(c):
-    """Print lock timings: cold-ish resolve of every lock, no-op re-lock, offline check."""
-    c.run("python tools/bench_lock.py", pty=False)
+@task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
+                                   "(0: skip; it needs 9+ minutes to finish)"})
+def bench(c, pip_compile_timeout=0):
+    """Print lock timings side by side: resolve all locks, no-op re-lock, offline --check."""
+    c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
+          pty=False)
 
 
 ns = Collection(lock, lines, verify_lock, test, image, bench)

@@ -98,8 +98,10 @@ class Collector:
         def python_toolchain(**kw):
             a = validate("python_toolchain", {
                 "name": Field(str), "version": Field(str), "platform": Field(str),
+                "tools": Field(list, [], _requirements),
             }, kw)
-            self.python.append(model.PythonToolchain(a["version"], a["platform"]))
+            self.python.append(model.PythonToolchain(a["version"], a["platform"],
+                                                     tuple(a["tools"])))
 
         def python_lock(**kw):
             a = validate("python_lock", {

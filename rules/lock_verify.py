@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rules import debian_lock, pip_lock
+from rules import debian_lock, pip_lock, requirements_file
 from rules.errors import UserError
 from rules.model import Project
 
@@ -24,6 +24,7 @@ export HOME=/root LC_ALL=C.UTF-8 AIRFLOW_HOME=/tmp/airflow PIP_DISABLE_PIP_VERSI
 export PIP_CERT=/tmp/host-ca.crt  # the host's trust store: its network may need its own CAs
 step() { echo "@@step $1 $(date +%s.%N)"; }
 step venv;    python3.9 -m venv /opt/venv
+step pip;     /opt/venv/bin/pip install --no-input -q --require-hashes -r /tmp/pip.txt
 step install; /opt/venv/bin/pip install --no-input -q --require-hashes -r /tmp/lock.txt
 step check;   /opt/venv/bin/pip check
 step version; echo "@@airflow $(/opt/venv/bin/airflow version 2>/dev/null | tail -n 1)"
@@ -45,6 +46,15 @@ class VerifyResult:
             ("airflow version", self.reported_version),
             ("airflow db init (sqlite)", f"ok, {self.timings.get('dbinit', 0):.0f}s"),
         ]
+
+
+def _entry(lock_path: Path, name: str) -> str:
+    """One package's pinned, hashed lines from a lock, as a requirements file."""
+    _, entries = requirements_file.parse(lock_path.read_text(encoding="utf-8"))
+    for entry in entries:
+        if entry.name == name:
+            return "\n".join(line for line in entry.lines if not line.strip().startswith("#"))
+    raise UserError(f"{lock_path.name} does not lock {name}; run `invoke lock`")
 
 
 def host_ca() -> str:
@@ -74,8 +84,10 @@ def verify(project: Project, airflow: str, cache: Path | None = None) -> VerifyR
     with tempfile.TemporaryDirectory(prefix="runtime-verify-") as tmp:
         script = Path(tmp) / "verify.sh"
         script.write_text(_SCRIPT)
+        (Path(tmp) / "pip.txt").write_text(_entry(lock_path, "pip"))
         hook = (f'mkdir -p "$1/root/.cache/pip" && mount --bind {pip_cache} "$1/root/.cache/pip"'
                 f' && cp {lock_path} "$1/tmp/lock.txt" && cp {script} "$1/tmp/verify.sh"'
+                f' && cp {Path(tmp) / "pip.txt"} "$1/tmp/pip.txt"'
                 f' && cp {host_ca()} "$1/tmp/host-ca.crt"'
                 f' && {{ chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin'
                 f' sh /tmp/verify.sh; rc=$?; umount "$1/root/.cache/pip";'

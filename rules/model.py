@@ -20,6 +20,7 @@ class DebianSource:
 class PythonToolchain:
     version: str  # "3.9"
     platform: str  # the resolver's target platform, e.g. "x86_64-manylinux_2_31"
+    tools: tuple[str, ...] = ()  # packages locked into every environment (e.g. pip)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,9 @@ def plan(project: Project, airflow: str) -> LockPlan:
     if extras:
         airflow_req += "[" + ",".join(sorted(extras)) + "]"
     requirements = [f"{airflow_req}=={airflow}", *sorted(packages)]
+    if project.python.tools:
+        requirements.append("# tools from WORKSPACE python_toolchain")
+        requirements.extend(project.python.tools)
     if lock.constraints:
         requirements.append(f"# bounds from WORKSPACE python_lock \"airflow-{airflow}\"")
         requirements.extend(lock.constraints)
@@ -153,7 +156,7 @@ def resolve(root: Path, plan_: LockPlan, previous: str | None, upgrade: tuple[st
         if previous is not None:
             out.write_text(previous, encoding="utf-8")
         cmd = [uv_binary or find_uv(), "pip", "compile", "--quiet", "--no-config",
-               "--no-header", "--generate-hashes",
+               "--no-header", "--generate-hashes", "--no-strip-extras",
                "--python-version", plan_.python, "--python-platform", plan_.platform,
                "--exclude-newer", plan_.cutoff]
         cmd += ["--index-url", plan_.lock.index_url] if plan_.lock.index_url else ["--no-index"]

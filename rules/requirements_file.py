@@ -7,6 +7,7 @@ from packaging.utils import canonicalize_name
 
 UNSAFE = ("distribute", "pip", "setuptools")  # pip-compile lists these last, under a comment
 UNSAFE_COMMENT = "# The following packages are considered to be unsafe in a requirements file:"
+_EXTRAS = re.compile(r"\[[^\]]*\]")  # written as pip-compile does: `pkg[a,b]==1.0`
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(?P<version>\S+)")
 
 
@@ -28,6 +29,7 @@ def parse(text: str) -> tuple[list[str], list[Entry]]:
     for line in text.splitlines():
         match = _PIN.match(line)
         if match:
+            line = _EXTRAS.sub(lambda m: m[0].replace(" ", ""), line, count=1)
             entries.append(Entry(canonicalize_name(match["name"]), match["version"], [line]))
         elif entries and line.startswith((" ", "\t")):
             entries[-1].lines.append(line)

@@ -29,7 +29,7 @@ def test_lock_is_pip_compile_format(proj_root):
                            "# by the following command:\n#\n#    invoke lock\n#\n")
     body = [ln for ln in text.splitlines() if not ln.startswith("#")]
     pins = [ln for ln in body if ln and not ln.startswith(" ")]
-    assert pins == ["apache-airflow==2.2.4 \\", "apache-airflow-providers-amazon==1.0.0 \\",
+    assert pins == ["apache-airflow[amazon]==2.2.4 \\", "apache-airflow-providers-amazon==1.0.0 \\",
                     "fakedep==1.0.0 \\", "otherdep==1.0.0 \\", "setuptools==59.6.0 \\"]
     # --allow-unsafe: setuptools is pinned, last, under pip-compile's comment
     assert text.index("# The following packages are considered to be unsafe") < \
@@ -106,7 +106,7 @@ def test_check_passes_on_fresh_lock_and_fails_with_diff_when_stale(proj_root):
 def test_check_catches_hand_edited_lock(proj_root):
     lock_once(proj_root)
     lock_file = proj_root / "constraints/constraints-2.2.4.txt"
-    lock_file.write_text(re.sub(r"apache-airflow==2.2.4", "apache-airflow==2.2.3",
+    lock_file.write_text(re.sub(r"apache-airflow\[amazon\]==2.2.4", "apache-airflow[amazon]==2.2.3",
                                 lock_file.read_text()))
     with pytest.raises(StaleLockError, match=r"apache-airflow==2.2.3 does not satisfy"):
         pip_lock.check_all(project.load(proj_root), ["2.2.4"])

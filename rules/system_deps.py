@@ -1,0 +1,34 @@
+"""Debian packages the build and its tests use on the host, installed on demand (as root)."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from rules.errors import UserError
+
+# package -> a file it provides, to tell whether it is there
+HOST_PACKAGES = {
+    "mmdebstrap": "/usr/bin/mmdebstrap",
+    "gpgv": "/usr/bin/gpgv",
+    "debian-archive-keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "ca-certificates": "/etc/ssl/certs/ca-certificates.crt",
+    "util-linux": "/usr/bin/unshare",
+}
+
+
+def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:
+    return sorted(name for name, path in packages.items() if not Path(path).exists())
+
+
+def ensure(packages: dict[str, str] = HOST_PACKAGES) -> None:
+    need = missing(packages)
+    if not need:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise UserError(f"missing host packages: apt-get install {' '.join(need)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *need]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()[-2000:]}")
