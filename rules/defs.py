@@ -99,9 +99,10 @@ class Collector:
             a = validate("python_toolchain", {
                 "name": Field(str), "version": Field(str), "platform": Field(str),
                 "tools": Field(list, [], _requirements),
+                "tools_cutoff": Field(str, "", lambda v: _date(v) if v else None),
             }, kw)
             self.python.append(model.PythonToolchain(a["version"], a["platform"],
-                                                     tuple(a["tools"])))
+                                                     tuple(a["tools"]), a["tools_cutoff"]))
 
         def python_lock(**kw):
             a = validate("python_lock", {

@@ -21,6 +21,7 @@ class PythonToolchain:
     version: str  # "3.9"
     platform: str  # the resolver's target platform, e.g. "x86_64-manylinux_2_31"
     tools: tuple[str, ...] = ()  # packages locked into every environment (e.g. pip)
+    tools_cutoff: str = ""  # the PyPI cut-off for the tools, instead of the line's
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,13 @@ def plan(project: Project, airflow: str) -> LockPlan:
     if lock.constraints:
         requirements.append(f"# bounds from WORKSPACE python_lock \"airflow-{airflow}\"")
         requirements.extend(lock.constraints)
+    overrides = dict(lines[0].pypi_cutoff_overrides)
+    if project.python.tools_cutoff:
+        for tool in project.python.tools:
+            overrides.setdefault(canonicalize_name(Requirement(tool).name),
+                                 project.python.tools_cutoff)
     return LockPlan(lock=lock, lines=tuple(line.name for line in lines),
-                    cutoff=lines[0].pypi_cutoff, cutoff_overrides=lines[0].pypi_cutoff_overrides,
+                    cutoff=lines[0].pypi_cutoff, cutoff_overrides=tuple(sorted(overrides.items())),
                     requirements=tuple(requirements), python=project.python.version,
                     platform=project.python.platform)
 
