@@ -39,6 +39,22 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
     report.table("locks", ("file", "action", "packages", "time"), rows)
 
 
+@task(help={"runtime": "fetch only what this Runtime line needs (default: every line)"})
+@user_errors
+def fetch(c, runtime=None):
+    """Download every locked input into the content-addressed cache, verifying sha256."""
+    from rules import fetch as fetching
+
+    proj = project.load()
+    cache = pip_lock.default_cache()
+    results = [fetching.fetch_debian(proj, cache)]
+    for airflow in pip_lock.airflow_versions(proj, runtime):
+        results.append(fetching.fetch_python(proj, airflow, cache))
+    report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
+                 [(r.what, str(r.files), str(r.downloaded), f"{r.bytes / 1e6:.0f}")
+                  for r in results])
+
+
 @task
 @user_errors
 def lines(c):
@@ -98,4 +114,4 @@ def bench(c, pip_compile_timeout=0):
           pty=False)
 
 
-ns = Collection(lock, lines, verify_lock, test, image, bench)
+ns = Collection(lock, fetch, lines, verify_lock, test, image, bench)

@@ -26,3 +26,26 @@ def table(title: str, columns, rows) -> None:
     for row in rows:
         t.add_row(*row)
     console.print(t)
+
+
+@contextlib.contextmanager
+def progress(title: str, total: int, done: int = 0):
+    """A progress bar over ``total`` items; yields a thread-safe ``advance(n)``."""
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    lock = threading.Lock()
+    bar = Progress("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                   disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task(title, total=total, completed=done)
+
+        def advance(n: int = 1):
+            with lock:
+                bar.advance(task, n)
+
+        yield advance
+    if not console.is_terminal:
+        print(f"{title}: {total} done", file=sys.stderr, flush=True)

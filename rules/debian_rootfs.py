@@ -1,0 +1,155 @@
+"""The Debian base: mmdebstrap from the locked .debs, served from a local file:// mirror.
+
+The mirror is made from the content-addressed cache (Packages and Release written here), so the
+build needs no network. The root is made reproducible: SOURCE_DATE_EPOCH, the standard
+library's .pyc recompiled single-process with a fixed hash seed (py3compile's are not
+deterministic), and no apt lists, caches, logs, resolv.conf or hostname left behind.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rules import debian_lock, download
+from rules.errors import UserError
+from rules.model import Project
+
+ROOTFS_VERSION = 2  # bump when the recipe below changes
+
+# What slim images leave out: manuals, docs (but not the copyright files) and translations.
+DPKG_SLIM = [
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+]
+
+_CUSTOMIZE = r"""
+set -e
+R="$1"
+for d in /usr/lib/python3.9 /usr/lib/python3/dist-packages; do
+  [ -d "$R$d" ] || continue
+  find "$R$d" -name __pycache__ -type d -prune -exec rm -rf {} +
+  chroot "$R" /usr/bin/env -i PYTHONHASHSEED=0 PATH=/usr/bin:/bin \
+    python3.9 -m compileall -q -j 1 --invalidation-mode unchecked-hash "$d" >/dev/null
+done
+rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/* "$R"/var/cache/debconf/*-old \
+  "$R"/var/lib/dpkg/*-old "$R"/var/log/* "$R"/etc/resolv.conf "$R"/etc/hostname \
+  "$R"/etc/machine-id "$R"/var/lib/dbus/machine-id "$R"/root/.cache \
+  "$R"/var/lib/apt/lists/lock "$R"/var/cache/ldconfig/aux-cache
+: > "$R/etc/machine-id"
+mkdir -p "$R/var/lib/apt/lists/partial" "$R/var/cache/apt/archives/partial"
+"""
+
+
+def rootfs_key(project: Project, epoch: int) -> str:
+    lock = debian_lock.load(project)
+    text = json.dumps({"v": ROOTFS_VERSION, "packages": lock["packages"], "epoch": epoch,
+                       "archives": [list(a) for a in project.debian.archives],
+                       "sources": sources_list(project)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sources_list(project: Project) -> str:
+    comps = " ".join(project.debian.components)
+    return "".join(f"deb {m} {s} {comps}\n" for m, s in project.debian.archives)
+
+
+def build(project: Project, cache: Path, epoch: int) -> Path:
+    """The Debian root folder for this lock (cached; built on a miss)."""
+    for tool in ("mmdebstrap", "dpkg-deb", "unshare"):
+        if not shutil.which(tool):
+            raise UserError(f"{tool} is missing: apt-get install mmdebstrap dpkg util-linux")
+    key = rootfs_key(project, epoch)
+    done = Path(cache) / "rootfs" / key
+    if (done / ".complete").exists():
+        return done
+    packages = debian_lock.load(project)["packages"]
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=_mkdir(Path(cache) / "rootfs")))
+    try:
+        mirror = work / "mirror"
+        suite = project.debian.archives[0][1]
+        _write_mirror(mirror, packages, cache, suite, project.debian.arch)
+        target = work / "root"
+        target.mkdir()
+        wanted = [p["name"] for p in packages if not p["essential"]]
+        hook = work / "customize.sh"
+        hook.write_text(_CUSTOMIZE)
+        sources = work / "sources.list"
+        sources.write_text(sources_list(project))
+        cmd = ["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
+               f"--architectures={project.debian.arch}", "--components=main",
+               f"--include={','.join(sorted(wanted))}",
+               "--aptopt=Acquire::Check-Valid-Until \"false\"",
+               *(f"--dpkgopt={opt}" for opt in DPKG_SLIM),
+               f"--customize-hook=sh {hook} \"$1\"",
+               f"--customize-hook=copy-in {sources} /etc/apt/",
+               suite, str(target),
+               f"deb [trusted=yes] copy://{mirror} {suite} main"]
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), TMPDIR=str(work),
+                   LC_ALL="C.UTF-8", TZ="UTC")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+            raise UserError(f"mmdebstrap failed:\n{tail}")
+        _check_versions(target, packages)
+        (target / ".complete").write_text(key + "\n")
+        try:
+            os.rename(target, done)
+        except OSError:  # another build finished first: theirs is the same
+            if not (done / ".complete").exists():
+                raise
+        return done
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_mirror(mirror: Path, packages: list[dict], cache: Path, suite: str, arch: str):
+    pool = mirror / "pool"
+    pool.mkdir(parents=True)
+    stanzas = []
+    for p in packages:
+        blob = download.cas_path(cache, p["sha256"])
+        if not blob.exists():
+            raise UserError(f"{p['filename']} is not in the cache: run `invoke fetch`")
+        name = Path(p["filename"]).name
+        os.symlink(blob, pool / name)
+        control = subprocess.run(["dpkg-deb", "-f", str(blob)], capture_output=True,
+                                 text=True, check=True).stdout.rstrip("\n")
+        stanzas.append(f"{control}\nFilename: pool/{name}\nSize: {p['size']}\n"
+                       f"SHA256: {p['sha256']}\n")
+    binary = mirror / "dists" / suite / "main" / f"binary-{arch}"
+    binary.mkdir(parents=True)
+    index = "\n".join(stanzas).encode()
+    (binary / "Packages").write_bytes(index)
+    digest = hashlib.sha256(index).hexdigest()
+    (mirror / "dists" / suite / "Release").write_text(
+        f"Suite: {suite}\nCodename: {suite}\nArchitectures: {arch}\nComponents: main\n"
+        f"SHA256:\n {digest} {len(index)} main/binary-{arch}/Packages\n")
+
+
+def _check_versions(root: Path, packages: list[dict]) -> None:
+    status = (root / "var/lib/dpkg/status").read_text()
+    installed = {}
+    for block in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines()
+                      if ": " in line and not line.startswith(" "))
+        if fields.get("Status", "").endswith(" installed"):
+            installed[fields["Package"]] = fields["Version"]
+    wanted = {p["name"]: p["version"] for p in packages}
+    if installed != wanted:
+        extra = sorted(set(installed) - set(wanted))
+        missing = sorted(set(wanted) - set(installed))
+        raise UserError(f"Debian root differs from the lock: extra {extra}, missing {missing}")

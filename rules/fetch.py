@@ -1,0 +1,79 @@
+"""`invoke fetch`: fill the content-addressed cache with every locked input (network).
+
+Debian .debs come from the Debian lock (URL + sha256); Python files are chosen per lock by
+``rules.pypi_files`` and downloaded; every byte is checked against its locked sha256.
+After this, `invoke image` needs no network.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from rules import debian_lock, download, pypi_files, report
+from rules.model import Project
+
+WORKERS = 8
+
+
+@dataclass
+class FetchResult:
+    what: str
+    files: int
+    downloaded: int
+    bytes: int
+
+
+def _fetch_all(jobs: list[tuple[str, str, str]], cache: Path, title: str) -> tuple[int, int]:
+    """jobs: (url, sha256, label). Returns (downloaded count, total bytes in cache)."""
+    missing = [j for j in jobs if not download.cas_path(cache, j[1]).exists()]
+    with report.progress(title, total=len(jobs), done=len(jobs) - len(missing)) as advance:
+        def one(job):
+            download.fetch_verified(job[0], job[1], cache, what=job[2])
+            advance(1)
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(one, missing))
+    size = sum(download.cas_path(cache, j[1]).stat().st_size for j in jobs)
+    return len(missing), size
+
+
+def fetch_debian(project: Project, cache: Path) -> FetchResult:
+    packages = debian_lock.load(project)["packages"]
+    jobs = [(p["url"], p["sha256"], p["filename"]) for p in packages]
+    downloaded, size = _fetch_all(jobs, cache, "Debian packages")
+    return FetchResult("Debian packages", len(jobs), downloaded, size)
+
+
+def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
+    lock = project.locks[airflow]
+    root = Path(project.root)
+    text = (root / lock.lock).read_text(encoding="utf-8")
+    entries = pypi_files.lock_entries(text)
+    tags = pypi_files.target_tags(project.python.version, project.python.platform)
+    path = pypi_files.choices_path(cache, text)
+    if path.exists():
+        chosen = pypi_files.load_choices(cache, text, lock.lock)
+    else:
+        def pick(entry):
+            if lock.index_url:
+                files = pypi_files.index_files(lock.index_url, entry.name, entry.version)
+            else:
+                files = [f for folder in lock.find_links
+                         for f in pypi_files.folder_files(root / folder, entry.name,
+                                                          entry.version)]
+            return pypi_files.choose(entry.name, entry.version, files, entry.hashes, tags)
+
+        with report.progress(f"Airflow {airflow}: index pages", total=len(entries)) as advance:
+            def counted(entry):
+                result = pick(entry)
+                advance(1)
+                return result
+
+            with ThreadPoolExecutor(WORKERS) as pool:
+                chosen = list(pool.map(counted, entries))
+    jobs = [(c.url, c.sha256, c.filename) for c in chosen]
+    downloaded, size = _fetch_all(jobs, cache, f"Airflow {airflow}: Python files")
+    pypi_files.save_choices(cache, text, chosen)
+    sdists = sum(c.kind == "sdist" for c in chosen)
+    return FetchResult(f"Airflow {airflow} ({sdists} sdists)", len(jobs), downloaded, size)
