@@ -39,6 +39,13 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
     report.table("locks", ("file", "action", "packages", "time"), rows)
 
 
+@task
+@user_errors
+def lock_dev(c):
+    """Lock the monorepo's own tools (tools/requirements-dev.in) for the host's Python 3.11."""
+    pip_lock.lock_dev(project.find_root())
+
+
 @task(help={"runtime": "fetch only what this Runtime line needs (default: every line)"})
 @user_errors
 def fetch(c, runtime=None):
@@ -114,4 +121,4 @@ def bench(c, pip_compile_timeout=0):
           pty=False)
 
 
-ns = Collection(lock, fetch, lines, verify_lock, test, image, bench)
+ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, bench)

@@ -165,12 +165,14 @@ class Collector:
                 "name": Field(str),
                 "import_name": Field(str, check=_import_name),
                 "srcs": Field(list, []),
+                "scripts": Field(dict, {}),
                 "description": Field(str, ""),
             }, kw)
+            rel = (lambda s: f"{package}/{s}" if package else s)
             self.modules.append(model.RuntimeModule(
                 label=label(a["name"]), name=a["name"], import_name=a["import_name"],
-                srcs=tuple(f"{package}/{s}" if package else s for s in a["srcs"]),
-                description=a["description"]))
+                srcs=tuple(rel(s) for s in a["srcs"]), description=a["description"],
+                scripts=tuple(sorted((k, rel(v)) for k, v in a["scripts"].items()))))
 
         return {f.__name__: f for f in (runtime_line, provider_set, runtime_module)}
 

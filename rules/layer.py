@@ -72,13 +72,34 @@ def walk(root: Path) -> list[str]:
     return sorted(out, key=lambda p: p.encode())
 
 
+def tree_entries(root: Path, prefix: str = "", paths: Iterable[str] | None = None
+                 ) -> dict[str, Path]:
+    """Image path -> host path for the tree at ``root`` placed at ``prefix``."""
+    root = Path(root)
+    base = prefix.strip("/")
+    rels = list(paths) if paths is not None else walk(root)
+    return {f"{base}/{rel}" if base else rel: root / rel for rel in rels}
+
+
 def write_tree(root: Path, cache: Path, epoch: int, *, normalize_modes: bool = False,
                owner: Callable[[str], tuple[int, int]] | None = None,
                paths: Iterable[str] | None = None, prefix: str = "") -> Layer:
-    """Write the tree at ``root`` (or just ``paths`` of it) as a layer; ``prefix`` is
-    prepended to every path in the tar (the tree's place in the image)."""
-    root = Path(root)
-    rels = list(paths) if paths is not None else walk(root)
+    """Write the tree at ``root`` (or just ``paths`` of it) as a layer at ``prefix``."""
+    return write_entries(tree_entries(root, prefix, paths), cache, epoch,
+                         normalize_modes=normalize_modes, owner=owner)
+
+
+def write_entries(entries: dict[str, Path | None], cache: Path, epoch: int, *,
+                  normalize_modes: bool = False,
+                  owner: Callable[[str], tuple[int, int]] | None = None) -> Layer:
+    """Write a layer from image path -> host path (None: a plain directory). Missing parent
+    directories are added; entries are written in byte order of their image paths."""
+    names = dict(entries)
+    for name in list(names):
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            names.setdefault("/".join(parts[:i]), None)
+    order = sorted(names, key=lambda n: n.encode())
     blobs = Path(cache) / "cas" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".layer-")
@@ -93,8 +114,8 @@ def write_tree(root: Path, cache: Path, epoch: int, *, normalize_modes: bool = F
                 tar_out = _HashingWriter(gz, tar_sha)
                 with tarfile.TarFile(fileobj=tar_out, mode="w", format=tarfile.PAX_FORMAT,
                                      encoding="utf-8") as tar:
-                    for rel in _with_parents(prefix, rels):
-                        info, data = _entry(root, rel, prefix, epoch, normalize_modes,
+                    for name in order:
+                        info, data = _entry(name, names[name], epoch, normalize_modes,
                                             owner, seen_inodes)
                         if info is None:
                             continue
@@ -104,40 +125,27 @@ def write_tree(root: Path, cache: Path, epoch: int, *, normalize_modes: bool = F
                         count += 1
             raw.flush()
             os.fsync(raw.fileno())
-        layer = Layer(f"sha256:{gz_sha.hexdigest()}", f"sha256:{tar_sha.hexdigest()}",
-                      gz_out.size, count)
-        target = layer.blob(cache)
+        result = Layer(f"sha256:{gz_sha.hexdigest()}", f"sha256:{tar_sha.hexdigest()}",
+                       gz_out.size, count)
+        target = result.blob(cache)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
-        return layer
+        return result
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _with_parents(prefix: str, rels: list[str]) -> list[str]:
-    """Prefix directories first (as synthetic entries), then the tree's own paths."""
-    parts = [p for p in prefix.strip("/").split("/") if p]
-    synthetic = ["\0" + "/".join(parts[: i + 1]) for i in range(len(parts))]
-    return synthetic + rels
-
-
-def _entry(root: Path, rel: str, prefix: str, epoch: int, normalize: bool, owner,
+def _entry(name: str, path: Path | None, epoch: int, normalize: bool, owner,
            seen_inodes: dict):
-    if rel.startswith("\0"):  # a directory of the prefix itself
-        name = rel[1:]
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, epoch
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info, None
-    path = root / rel
-    st = os.lstat(path)
-    name = f"{prefix.strip('/')}/{rel}" if prefix.strip("/") else rel
     info = tarfile.TarInfo(name)
-    info.mtime = min(int(st.st_mtime), epoch)
     info.uid, info.gid = owner(name) if owner else (0, 0)
     info.uname = info.gname = ""
+    if path is None:
+        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, epoch
+        return info, None
+    st = os.lstat(path)
+    info.mtime = min(int(st.st_mtime), epoch)
     mode = stat.S_IMODE(st.st_mode)
     data = None
     if stat.S_ISDIR(st.st_mode):

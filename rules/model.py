@@ -51,6 +51,7 @@ class RuntimeModule:
     import_name: str
     srcs: tuple[str, ...]  # repo-relative paths
     description: str
+    scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
 
 
 @dataclass(frozen=True)

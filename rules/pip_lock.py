@@ -207,6 +207,21 @@ def default_cache() -> Path:
     return Path(base)
 
 
+DEV_CUTOFF = "2026-11-20"
+
+
+def lock_dev(root: Path) -> None:
+    """The dev tools lock: host Python 3.11, a fixed cut-off, hashes (./dev installs it)."""
+    cmd = [find_uv(), "pip", "compile", "--quiet", "--no-config", "--generate-hashes",
+           "--python-version", "3.11", "--exclude-newer", DEV_CUTOFF,
+           "--custom-compile-command", "invoke lock-dev",
+           "-o", "tools/requirements-dev.txt", "tools/requirements-dev.in"]
+    env = dict(os.environ, UV_CACHE_DIR=str(default_cache() / "uv"), UV_PYTHON_DOWNLOADS="never")
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError("cannot lock the dev tools:\n" + _resolver_error(proc.stderr), 1)
+
+
 def check(project: Project, plan_: LockPlan) -> list[str]:
     """Offline: the problems that make this lock stale (empty when it is current)."""
     root = Path(project.root)

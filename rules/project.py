@@ -94,7 +94,7 @@ def _link(root: Path, c: Collector) -> model.Project:
                         f'BUILD: runtime_line "{other.name}": field \'{fld}\' differs from line '
                         f'"{on[0].name}", and both share the Airflow {airflow} lock')
     for module in modules.values():
-        for src in module.srcs:
+        for src in (*module.srcs, *(s for _, s in module.scripts)):
             if not (root / src).exists():
                 raise UserError(f"{module.label}: field 'srcs': {src} does not exist")
 

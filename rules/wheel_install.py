@@ -1,0 +1,108 @@
+"""Locked wheels -> package trees -> image paths.
+
+Each wheel is installed once by pypa's ``installer`` into a package tree in the cache
+(``site/`` for purelib and platlib, ``bin/``, ``data/``, ``include/``), keyed by the wheel's
+sha256 and the install recipe; script shebangs point at the image's python. Trees are then
+byte-compiled by the image's own python3.9 (``rules.compile_driver`` in a chroot).
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.sources import WheelFile
+
+from rules import chroot
+from rules.errors import UserError
+
+INSTALL_VERSION = 1  # bump when the recipe changes
+PYTHON = "/usr/bin/python3.9"
+SITE = "usr/local/lib/python3.9/dist-packages"
+# package tree folder -> image path
+IMAGE_PATHS = {"site": SITE, "bin": "usr/local/bin", "data": "usr/local",
+               "include": "usr/local/include/python3.9"}
+
+
+def tree_key(wheel_sha256: str, rootfs_key: str) -> str:
+    text = f"{INSTALL_VERSION}:{wheel_sha256}:{PYTHON}:{SITE}:{rootfs_key}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def tree_path(cache: Path, key: str) -> Path:
+    return Path(cache) / "pkgtrees" / key
+
+
+def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
+    """Unpack ``wheel`` (stored as ``filename``) into its package tree (no .pyc yet)."""
+    done = tree_path(cache, key)
+    if (done / ".installed").exists():
+        return done
+    done.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=done.parent))
+    try:
+        scheme = {"purelib": work / "site", "platlib": work / "site", "scripts": work / "bin",
+                  "data": work / "data", "headers": work / "include" / name}
+        destination = SchemeDictionaryDestination(
+            {k: str(v) for k, v in scheme.items()}, interpreter=PYTHON, script_kind="posix",
+            bytecode_optimization_levels=())
+        named = work / ".wheel" / filename
+        named.parent.mkdir()
+        os.symlink(Path(wheel).resolve(), named)
+        with WheelFile.open(named) as source:
+            install(source, destination, additional_metadata={"INSTALLER": b"runtime\n"})
+        shutil.rmtree(named.parent)
+        (work / ".installed").write_text(key + "\n")
+        _publish(work, done)
+    except Exception as e:
+        shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"cannot install {filename}: {e}") from None
+    return done
+
+
+def _publish(work: Path, done: Path) -> None:
+    try:
+        os.rename(work, done)
+    except OSError:  # a concurrent build published the same tree first
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compile_trees(rootfs: Path, trees: list[Path]) -> None:
+    """Byte-compile every tree not compiled yet, with the image's python3.9."""
+    todo = [t for t in trees if not (t / ".compiled").exists()]
+    if not todo:
+        return
+    base = todo[0].parent
+    driver = Path(__file__).with_name("compile_driver.py")
+    for batch in _batches(todo, 400):
+        inside = [f"/mnt/trees/{t.name}" for t in batch]
+        chroot.run(rootfs, ["python3.9", "/mnt/driver/compile_driver.py", f"/{SITE}", *inside],
+                   binds={"trees": base, "driver": driver.parent},
+                   what="byte-compiling Python packages")
+        for tree in batch:
+            (tree / ".compiled").write_text("ok\n")
+
+
+def _batches(items, size):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def image_entries(trees: list[Path]) -> dict[str, Path]:
+    """Image path -> host path for a set of package trees (first tree wins on a clash)."""
+    from rules.layer import walk
+
+    entries: dict[str, Path] = {}
+    for tree in trees:
+        for folder, image_path in IMAGE_PATHS.items():
+            root = tree / folder
+            if not root.is_dir():
+                continue
+            for rel in walk(root):
+                entries.setdefault(f"{image_path}/{rel}", root / rel)
+    return entries
