@@ -5,8 +5,11 @@ Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
 
 from invoke import Collection, task
 
+from pathlib import Path
+
 from rules import debian_lock, pip_lock, project, report
 from rules.cli import user_errors
+from rules.errors import UserError
 
 
 @task(help={
@@ -101,16 +104,28 @@ def test(c, k=None, slow=True):
     c.run(" ".join(args), pty=False)
 
 
-@task(help={"runtime": "the Runtime line to build (e.g. 4.2)"})
+@task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
+            "flavor": "onbuild (tag <version>), base (tag <version>-base) or all",
+            "out": "output folder of the OCI layout (default: out/runtime-<version>)",
+            "load": "load the images into the Docker engine (Docker SDK)"})
 @user_errors
-def image(c, runtime="4.2"):
-    """Build a Runtime image. For now: checks the line's locks (the image build is issue #3)."""
+def image(c, runtime="4.2", flavor="all", out=None, load=False):
+    """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
+    from rules import image as images
+
     proj = project.load()
+    flavors = images.FLAVORS if flavor == "all" else (flavor,)
+    if any(f not in images.FLAVORS for f in flavors):
+        raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
     line = proj.line(runtime)
-    pip_lock.check_all(proj, [line.airflow])
-    debian_lock.check(proj)
-    print(f"Runtime {line.version} (Airflow {line.airflow}): locks are current.\n"
-          "The daemonless image build is not implemented yet; stopping after the lock check.")
+    out = Path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
+    result = images.build(proj, runtime, flavors, out, pip_lock.default_cache())
+    report.image_summary(result)
+    if load:
+        from rules import docker_load
+
+        for tag in docker_load.load(out):
+            print(f"loaded {tag}")
 
 
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "

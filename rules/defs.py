@@ -89,11 +89,13 @@ class Collector:
                 "packages": Field(list, check=_nonempty),
                 "lock": Field(str),
                 "keyring": Field(str, "/usr/share/keyrings/debian-archive-keyring.gpg"),
+                "source_date_epoch": Field(int, 0),
             }, kw)
             self.debian.append(model.DebianSource(
                 name=a["name"], archives=tuple(tuple(e.split()) for e in a["archives"]),
                 components=tuple(a["components"]), arch=a["arch"],
-                packages=tuple(a["packages"]), lock=a["lock"], keyring=a["keyring"]))
+                packages=tuple(a["packages"]), lock=a["lock"], keyring=a["keyring"],
+                source_date_epoch=a["source_date_epoch"]))
 
         def python_toolchain(**kw):
             a = validate("python_toolchain", {

@@ -91,7 +91,8 @@ def write_tree(root: Path, cache: Path, epoch: int, *, normalize_modes: bool = F
 
 def write_entries(entries: dict[str, Path | None], cache: Path, epoch: int, *,
                   normalize_modes: bool = False,
-                  owner: Callable[[str], tuple[int, int]] | None = None) -> Layer:
+                  owner: Callable[[str], tuple[int, int]] | None = None,
+                  modes: dict[str, int] | None = None) -> Layer:
     """Write a layer from image path -> host path (None: a plain directory). Missing parent
     directories are added; entries are written in byte order of their image paths."""
     names = dict(entries)
@@ -119,6 +120,8 @@ def write_entries(entries: dict[str, Path | None], cache: Path, epoch: int, *,
                                             owner, seen_inodes)
                         if info is None:
                             continue
+                        if modes and name in modes:
+                            info.mode = modes[name]
                         tar.addfile(info, data)
                         if data:
                             data.close()

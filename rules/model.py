@@ -14,6 +14,7 @@ class DebianSource:
     packages: tuple[str, ...]
     lock: str  # repo-relative path of the JSON lock
     keyring: str  # OpenPGP keyring that signs the suites' InRelease files
+    source_date_epoch: int = 0  # mtime clamp of the layers lines share
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
 
 
 def _link(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
     try:
         os.link(src, dst)
     except OSError:

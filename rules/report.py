@@ -49,3 +49,19 @@ def progress(title: str, total: int, done: int = 0):
         yield advance
     if not console.is_terminal:
         print(f"{title}: {total} done", file=sys.stderr, flush=True)
+
+
+def image_summary(result) -> None:
+    rows = []
+    for step in result.steps:
+        rows.append((step.name, f"{step.layer.size / 1e6:.1f}", str(step.layer.entries),
+                     "hit" if step.hit else "built", f"{step.seconds:.1f}s",
+                     step.layer.digest[7:19]))
+    total = sum(s.layer.size for s in result.steps)
+    hits = sum(s.hit for s in result.steps)
+    rows.append(("total", f"{total / 1e6:.1f}", "", f"{hits}/{len(result.steps)} hits",
+                 f"{result.seconds:.1f}s", ""))
+    table(f"Runtime {result.line.version} (Airflow {result.line.airflow}) -> {result.out}",
+          ("layer", "MB", "entries", "cache", "time", "digest"), rows)
+    for image in result.images:
+        console.print(f"{image.repo}:{image.tag}  {image.digest}")

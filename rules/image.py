@@ -1,0 +1,343 @@
+"""`invoke image`: assemble a Runtime line's OCI image from cached, reproducible layers.
+
+Layers, least-changing first: the Debian base; the Python dependencies, split by which Airflow
+locks share the exact same files (so lines share those blobs); Airflow itself; the providers;
+one layer per Runtime module; the config layer (user, AIRFLOW_HOME, version metadata, pip
+constraints). Every layer is an action keyed by the digest of its inputs: a no-op rebuild
+reads only the action records. Nothing here touches the network.
+"""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci, pip_lock,
+                   pypi_files, report, requirements_file, sdist_build, wheel_install)
+from rules.errors import DigestMismatchError, UserError
+from rules.model import Project, RuntimeLine
+
+RECIPE = 1
+REPO = "runtime"
+AIRFLOW_HOME = "/usr/local/airflow"
+SHARE = "usr/local/share/runtime"
+ASTRO_UID = 50000
+FLAVORS = ("onbuild", "base")
+PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
+
+
+@dataclass
+class Step:
+    name: str
+    layer: layer.Layer
+    hit: bool
+    seconds: float
+
+
+@dataclass
+class BuildResult:
+    line: RuntimeLine
+    out: Path
+    steps: list[Step] = field(default_factory=list)
+    images: list[oci.Image] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class _Inputs:
+    """Lazily made inputs shared by several layers (the Debian root, verified blobs)."""
+
+    def __init__(self, project: Project, cache: Path, epoch: int):
+        self.project, self.cache, self.epoch = project, cache, epoch
+        self.rootfs_key = debian_rootfs.rootfs_key(project, epoch)
+        self._rootfs = None
+        self._verified = _VerifiedBlobs(cache)
+
+    def rootfs(self) -> Path:
+        if self._rootfs is None:
+            for pkg in debian_lock.load(self.project)["packages"]:
+                self.verify(pkg["sha256"], pkg["filename"])
+            self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
+        return self._rootfs
+
+    def verify(self, sha256: str, name: str) -> Path:
+        return self._verified.check(sha256, name)
+
+    def save(self):
+        self._verified.save()
+
+
+class _VerifiedBlobs:
+    """sha256 checks of cached inputs, remembered by (size, mtime, inode) so that a file is
+    hashed again only when it may have changed."""
+
+    def __init__(self, cache: Path):
+        self.path = Path(cache) / "verified.json"
+        try:
+            self.seen = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.seen = {}
+        self.dirty = False
+
+    def check(self, sha256: str, name: str) -> Path:
+        blob = download.cas_path(self.path.parent, sha256)
+        try:
+            st = blob.stat()
+        except FileNotFoundError:
+            raise UserError(f"{name} is not in the cache {self.path.parent}: "
+                            "run `invoke fetch` (it needs the network once)") from None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        if self.seen.get(sha256) != stamp:
+            actual = _sha256(blob)
+            if actual != sha256:
+                raise DigestMismatchError(f"{name} ({blob})", sha256, actual)
+            self.seen[sha256] = stamp
+            self.dirty = True
+        return blob
+
+    def save(self):
+        if self.dirty:
+            from rules import atomic
+
+            atomic.write_text(self.path, json.dumps(self.seen, sort_keys=True))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
+          cache: Path) -> BuildResult:
+    started = time.monotonic()
+    line = project.line(line_name)
+    pip_lock.check_all(project, [line.airflow])
+    debian_lock.check(project)
+    shared_epoch = project.debian.source_date_epoch or line.source_date_epoch
+    inputs = _Inputs(project, cache, shared_epoch)
+    result = BuildResult(line, Path(out))
+    plan = _python_groups(project, line.airflow)
+    total = 1 + len(plan) + len(line.modules) + 1
+    with report.progress(f"Runtime {line.version}: layers", total=total) as advance:
+        def step(name, action, make):
+            t = time.monotonic()
+            found = action_cache.get(cache, action)
+            made = found or make()
+            if not found:
+                action_cache.put(cache, action, made)
+            result.steps.append(Step(name, made, bool(found), time.monotonic() - t))
+            advance(1)
+
+        step("debian base", action_cache.key("base", RECIPE, inputs.rootfs_key),
+             lambda: layer.write_tree(inputs.rootfs(), cache, shared_epoch))
+        wheels = _wheels(project, line.airflow, inputs)
+        for title, names in plan:
+            keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.rootfs_key) for n in names)
+            step(title, action_cache.key("python", RECIPE, keys, shared_epoch),
+                 lambda names=names: _python_layer(names, wheels, inputs, shared_epoch))
+        for label in line.modules:
+            module = project.modules[label]
+            digest = _module_digest(project, module)
+            step(f"module {module.name}",
+                 action_cache.key("module", RECIPE, digest, line.source_date_epoch,
+                                  inputs.rootfs_key),
+                 lambda module=module: _module_layer(project, module, inputs,
+                                                     line.source_date_epoch))
+        files = _config_files(project, line, inputs)
+        step("config", action_cache.key("config", RECIPE, line.source_date_epoch,
+                                        {k: hashlib.sha256(v).hexdigest()
+                                         for k, v in files.items()}),
+             lambda: _config_layer(files, cache, line.source_date_epoch))
+    inputs.save()
+    layers = [s.layer for s in result.steps]
+    history = [f"runtime: {s.name}" for s in result.steps]
+    for flavor in flavors:
+        result.images.append(_image(project, line, flavor, layers, history))
+    oci.write_layout(result.images, out, cache)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _python_groups(project: Project, airflow: str) -> list[tuple[str, list[str]]]:
+    """Layers of the line's Python packages: dependencies grouped by the set of Airflow locks
+    that hold the very same files (most shared first), then Airflow, then the providers."""
+    root = Path(project.root)
+    entries = {a: {e.name: (e.version, tuple(sorted(e.hashes)))
+                   for e in requirements_file.parse((root / lock.lock).read_text())[1]}
+               for a, lock in project.locks.items()}
+    mine = entries[airflow]
+    groups: dict[tuple[str, ...], list[str]] = {}
+    airflow_names, providers = [], []
+    for name in sorted(mine):
+        if name == "apache-airflow":
+            airflow_names.append(name)
+        elif name.startswith(PROVIDER_PREFIXES):
+            providers.append(name)
+        else:
+            sharing = tuple(sorted(a for a, e in entries.items() if e.get(name) == mine[name]))
+            groups.setdefault(sharing, []).append(name)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[0]), kv[0]))
+    plan = [(f"python deps (Airflow {'+'.join(sharing)})", names) for sharing, names in ordered]
+    return plan + [("apache-airflow", airflow_names), ("providers", providers)]
+
+
+def _wheels(project: Project, airflow: str, inputs: _Inputs) -> dict[str, tuple[Path, str, str]]:
+    """Package name -> (wheel blob, wheel filename, wheel sha256), sdists built as needed."""
+    lock = project.locks[airflow]
+    text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
+    chosen = pypi_files.load_choices(inputs.cache, text, lock.lock)
+    out = {}
+    tools = None
+    for c in chosen:
+        inputs.verify(c.sha256, c.filename)
+        if c.kind == "wheel":
+            out[c.name] = (download.cas_path(inputs.cache, c.sha256), c.filename, c.sha256)
+            continue
+        tools = tools or sdist_build.tools_of(chosen)
+        record = Path(inputs.cache) / "sdist-wheels" / \
+            f"{sdist_build.build_key(c, tools, inputs.rootfs_key)}.json"
+        if not record.exists():
+            sdist_build.built_wheel(c, tools, inputs.rootfs(), inputs.rootfs_key, inputs.cache)
+        data = json.loads(record.read_text())
+        blob = inputs.verify(data["sha256"], data["wheel"])
+        out[c.name] = (blob, data["wheel"], data["sha256"])
+    return out
+
+
+def _python_layer(names, wheels, inputs: _Inputs, epoch: int) -> layer.Layer:
+    trees = []
+    for name in names:
+        blob, filename, sha = wheels[name]
+        key = wheel_install.tree_key(sha, inputs.rootfs_key)
+        trees.append(wheel_install.install_tree(blob, filename, inputs.cache, key, name))
+    if any(not (t / ".compiled").exists() for t in trees):
+        wheel_install.compile_trees(inputs.rootfs(), trees)
+    return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
+                               normalize_modes=True)
+
+
+def _module_files(project: Project, module) -> list[tuple[str, Path]]:
+    """(path inside the package tree, source file) for a module's sources and scripts."""
+    root = Path(project.root)
+    files = []
+    for src in module.srcs:
+        path = root / src
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                    rel = f.relative_to(path).as_posix()
+                    files.append((f"site/{module.import_name}/{rel}", f))
+        else:
+            files.append((f"site/{path.name}", path))
+    for name, src in module.scripts:
+        files.append((f"bin/{name}", root / src))
+    return files
+
+
+def _module_digest(project: Project, module) -> list:
+    return [module.name, module.import_name,
+            [(rel, hashlib.sha256(f.read_bytes()).hexdigest(), bool(f.stat().st_mode & 0o100))
+             for rel, f in _module_files(project, module)]]
+
+
+def _module_layer(project: Project, module, inputs: _Inputs, epoch: int) -> layer.Layer:
+    with tempfile.TemporaryDirectory(prefix="runtime-module-") as tmp:
+        tree = Path(tmp) / "trees" / module.name
+        for rel, src in _module_files(project, module):
+            dst = tree / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            dst.chmod(0o755 if rel.startswith("bin/") or src.stat().st_mode & 0o100 else 0o644)
+        wheel_install.compile_trees(inputs.rootfs(), [tree])
+        (tree / ".compiled").unlink()
+        return layer.write_entries(wheel_install.image_entries([tree]), inputs.cache, epoch,
+                                   normalize_modes=True)
+
+
+def _config_files(project: Project, line: RuntimeLine, inputs: _Inputs) -> dict[str, bytes]:
+    text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
+    pins = [f"{e.name}=={e.version}" for e in requirements_file.parse(text)[1]]
+    passwd = (inputs.rootfs() / "etc" / "passwd").read_text()
+    version = {"runtime_version": line.version, "line": line.name, "lts": line.lts,
+               "airflow_version": line.airflow, "python": line.python, "debian": line.debian,
+               "image": f"{REPO}:{line.version}"}
+    return {
+        "etc/passwd": (passwd + f"astro:x:{ASTRO_UID}:0:astro:{AIRFLOW_HOME}:/bin/bash\n"
+                       ).encode(),
+        "etc/pip.conf": b"[install]\nconstraint = /" + SHARE.encode() + b"/constraints.txt\n",
+        f"{SHARE}/constraints.txt": (
+            f"# The Runtime {line.version} environment: pip may add packages, never change"
+            " these.\n" + "\n".join(pins) + "\n").encode(),
+        f"{SHARE}/version.json": (json.dumps(version, indent=2, sort_keys=True) + "\n").encode(),
+    }
+
+
+def _config_layer(files: dict[str, bytes], cache: Path, epoch: int) -> layer.Layer:
+    with tempfile.TemporaryDirectory(prefix="runtime-config-") as tmp:
+        entries: dict[str, Path | None] = {AIRFLOW_HOME.strip("/"): None}
+        for name, data in files.items():
+            path = Path(tmp) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            entries[name] = path
+        home = AIRFLOW_HOME.strip("/")
+        return layer.write_entries(
+            entries, cache, epoch, normalize_modes=True,
+            owner=lambda n: (ASTRO_UID, 0) if n == home else (0, 0), modes={home: 0o775})
+
+
+def _revision(project: Project) -> str:
+    try:
+        return subprocess.run(["git", "-C", project.root, "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) -> oci.Image:
+    tag = line.version if flavor == "onbuild" else f"{line.version}-base"
+    labels = {"io.astronomer.docker.runtime.version": line.version,
+              "io.astronomer.docker.airflow.version": line.airflow,
+              "io.astronomer.docker.runtime.lts": "true" if line.lts else "false",
+              "org.opencontainers.image.version": line.version}
+    config = {
+        "User": "astro",
+        "WorkingDir": AIRFLOW_HOME,
+        "Env": [
+            "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+            f"AIRFLOW_HOME={AIRFLOW_HOME}",
+            f"ASTRONOMER_RUNTIME_VERSION={line.version}",
+            f"RUNTIME_VERSION={line.version}",
+            f"AIRFLOW_VERSION={line.airflow}",
+            f"PIP_CONSTRAINT=/{SHARE}/constraints.txt",
+            "PYTHONUNBUFFERED=1",
+            "LANG=C.UTF-8",
+        ],
+        "Entrypoint": ["/usr/bin/dumb-init", "--", "/usr/local/bin/runtime-entrypoint"],
+        "Cmd": [],
+        "ExposedPorts": {"8080/tcp": {}},
+        "Labels": labels,
+    }
+    if flavor == "onbuild":
+        config["OnBuild"] = [
+            "USER root",
+            "COPY packages.txt .",
+            "RUN /usr/local/bin/runtime-install-packages packages.txt",
+            "COPY requirements.txt .",
+            "RUN /usr/local/bin/runtime-install-requirements requirements.txt",
+            "USER astro",
+            f"COPY --chown=astro:0 . .",
+        ]
+    annotations = {"org.opencontainers.image.version": line.version,
+                   "org.opencontainers.image.created": oci.rfc3339(line.source_date_epoch),
+                   "org.opencontainers.image.revision": _revision(project),
+                   "org.opencontainers.image.title": f"Runtime {line.version} ({flavor})",
+                   "org.opencontainers.image.ref.name": tag}
+    return oci.Image(REPO, tag, list(layers), list(history), config, line.source_date_epoch,
+                     annotations)
