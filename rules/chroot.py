@@ -40,7 +40,8 @@ def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
                                                                  sorted(merged.items())), *argv])
         script = " && ".join([*mounts, f"chroot {q(rootfs)} {inner}"])
         proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork",
-                               "sh", "-c", script], capture_output=True, text=True)
+                               "sh", "-c", script], capture_output=True, text=True,
+                              preexec_fn=lambda: os.umask(0o022))
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise UserError(f"{what} failed in the Debian root:\n{tail}")

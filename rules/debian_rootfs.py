@@ -18,7 +18,7 @@ from rules import debian_lock, download
 from rules.errors import UserError
 from rules.model import Project
 
-ROOTFS_VERSION = 2  # bump when the recipe below changes
+ROOTFS_VERSION = 4  # bump when the recipe below changes
 
 # What slim images leave out: manuals, docs (but not the copyright files) and translations.
 DPKG_SLIM = [
@@ -69,7 +69,7 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
             raise UserError(f"{tool} is missing: apt-get install mmdebstrap dpkg util-linux")
     key = rootfs_key(project, epoch)
     done = Path(cache) / "rootfs" / key
-    if (done / ".complete").exists():
+    if done.is_dir():  # the rename below is the commit: a folder there is complete
         return done
     packages = debian_lock.load(project)["packages"]
     work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=_mkdir(Path(cache) / "rootfs")))
@@ -84,6 +84,7 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
         hook.write_text(_CUSTOMIZE)
         sources = work / "sources.list"
         sources.write_text(sources_list(project))
+        sources.chmod(0o644)  # copy-in keeps the mode: never let the caller's umask in
         cmd = ["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
                f"--architectures={project.debian.arch}", "--components=main",
                f"--include={','.join(sorted(wanted))}",
@@ -95,16 +96,16 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
                f"deb [trusted=yes] copy://{mirror} {suite} main"]
         env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch), TMPDIR=str(work),
                    LC_ALL="C.UTF-8", TZ="UTC")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              preexec_fn=lambda: os.umask(0o022))
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
             raise UserError(f"mmdebstrap failed:\n{tail}")
         _check_versions(target, packages)
-        (target / ".complete").write_text(key + "\n")
         try:
             os.rename(target, done)
         except OSError:  # another build finished first: theirs is the same
-            if not (done / ".complete").exists():
+            if not done.is_dir():
                 raise
         return done
     finally:
