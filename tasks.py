@@ -93,7 +93,9 @@ def verify_lock(c, runtime=None):
 @user_errors
 def test(c, k=None, slow=True):
     """Run the test suite (pytest); installs the host packages it needs first."""
-    from rules import system_deps
+    import os
+
+    from rules import dockerd, system_deps
 
     system_deps.ensure()
     args = ["python", "-m", "pytest", "-ra"]
@@ -101,7 +103,16 @@ def test(c, k=None, slow=True):
         args += ["-k", repr(k)]
     if not slow:
         args += ["-m", "'not slow'"]
-    c.run(" ".join(args), pty=False)
+    engine = None
+    if slow:
+        host, engine = dockerd.ensure(pip_lock.default_cache())
+        os.environ["DOCKER_HOST"] = host
+    try:
+        c.run(" ".join(args), pty=False)
+    finally:
+        if engine:
+            engine.terminate()
+            engine.wait(timeout=60)
 
 
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
@@ -128,6 +139,20 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
             print(f"loaded {tag}")
 
 
+@task(help={"runtime": "the Runtime line (e.g. 4.2)",
+            "out": "output folder (default: out/pex)"})
+@user_errors
+def pex(c, runtime="4.2", out=None):
+    """Build the line's Python environment as a reproducible PEX (runs on python3.9)."""
+    from rules import pex_build
+
+    proj = project.load()
+    out = Path(out) if out else Path(proj.root) / "out" / "pex"
+    path, digest = pex_build.build(proj, runtime, out, pip_lock.default_cache())
+    print(f"{path}  sha256:{digest}")
+    print(pex_build.run(proj, path, ["version"], pip_lock.default_cache()).strip())
+
+
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
                                    "(0: skip; it needs 9+ minutes to finish)"})
 def bench(c, pip_compile_timeout=0):
@@ -136,4 +161,4 @@ def bench(c, pip_compile_timeout=0):
           pty=False)
 
 
-ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, bench)
+ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, pex, bench)

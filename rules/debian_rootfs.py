@@ -85,7 +85,9 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
         sources = work / "sources.list"
         sources.write_text(sources_list(project))
         sources.chmod(0o644)  # copy-in keeps the mode: never let the caller's umask in
-        cmd = ["mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
+        # A private mount namespace: a build killed at any point leaves no mounts behind.
+        cmd = ["unshare", "--mount", "--propagation", "private", "--fork",
+               "mmdebstrap", "--quiet", "--mode=root", "--variant=minbase",
                f"--architectures={project.debian.arch}", "--components=main",
                f"--include={','.join(sorted(wanted))}",
                "--aptopt=Acquire::Check-Valid-Until \"false\"",

@@ -47,7 +47,7 @@ class BuildResult:
     seconds: float = 0.0
 
 
-class _Inputs:
+class Inputs:
     """Lazily made inputs shared by several layers (the Debian root, verified blobs)."""
 
     def __init__(self, project: Project, cache: Path, epoch: int):
@@ -120,7 +120,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     pip_lock.check_all(project, [line.airflow])
     debian_lock.check(project)
     shared_epoch = project.debian.source_date_epoch or line.source_date_epoch
-    inputs = _Inputs(project, cache, shared_epoch)
+    inputs = Inputs(project, cache, shared_epoch)
     result = BuildResult(line, Path(out))
     plan = _python_groups(project, line.airflow)
     total = 1 + len(plan) + len(line.modules) + 1
@@ -136,7 +136,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
 
         step("debian base", action_cache.key("base", RECIPE, inputs.rootfs_key),
              lambda: layer.write_tree(inputs.rootfs(), cache, shared_epoch))
-        wheels = _wheels(project, line.airflow, inputs)
+        wheels = wheels_for(project, line.airflow, inputs)
         for title, names in plan:
             keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.rootfs_key) for n in names)
             step(title, action_cache.key("python", RECIPE, keys, shared_epoch),
@@ -187,7 +187,8 @@ def _python_groups(project: Project, airflow: str) -> list[tuple[str, list[str]]
     return plan + [("apache-airflow", airflow_names), ("providers", providers)]
 
 
-def _wheels(project: Project, airflow: str, inputs: _Inputs) -> dict[str, tuple[Path, str, str]]:
+def wheels_for(project: Project, airflow: str, inputs: "Inputs"
+               ) -> dict[str, tuple[Path, str, str]]:
     """Package name -> (wheel blob, wheel filename, wheel sha256), sdists built as needed."""
     lock = project.locks[airflow]
     text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
@@ -210,14 +211,10 @@ def _wheels(project: Project, airflow: str, inputs: _Inputs) -> dict[str, tuple[
     return out
 
 
-def _python_layer(names, wheels, inputs: _Inputs, epoch: int) -> layer.Layer:
-    trees = []
-    for name in names:
-        blob, filename, sha = wheels[name]
-        key = wheel_install.tree_key(sha, inputs.rootfs_key)
-        trees.append(wheel_install.install_tree(blob, filename, inputs.cache, key, name))
-    if any(not (t / ".compiled").exists() for t in trees):
-        wheel_install.compile_trees(inputs.rootfs(), trees)
+def _python_layer(names, wheels, inputs: Inputs, epoch: int) -> layer.Layer:
+    items = [(wheels[n][0], wheels[n][1], wheel_install.tree_key(wheels[n][2], inputs.rootfs_key),
+              n) for n in names]
+    trees = wheel_install.image_trees(items, inputs.cache, inputs.rootfs)
     return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
                                normalize_modes=True)
 
@@ -246,7 +243,7 @@ def _module_digest(project: Project, module) -> list:
              for rel, f in _module_files(project, module)]]
 
 
-def _module_layer(project: Project, module, inputs: _Inputs, epoch: int) -> layer.Layer:
+def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer.Layer:
     with tempfile.TemporaryDirectory(prefix="runtime-module-") as tmp:
         tree = Path(tmp) / "trees" / module.name
         for rel, src in _module_files(project, module):
@@ -255,12 +252,11 @@ def _module_layer(project: Project, module, inputs: _Inputs, epoch: int) -> laye
             shutil.copyfile(src, dst)
             dst.chmod(0o755 if rel.startswith("bin/") or src.stat().st_mode & 0o100 else 0o644)
         wheel_install.compile_trees(inputs.rootfs(), [tree])
-        (tree / ".compiled").unlink()
         return layer.write_entries(wheel_install.image_entries([tree]), inputs.cache, epoch,
                                    normalize_modes=True)
 
 
-def _config_files(project: Project, line: RuntimeLine, inputs: _Inputs) -> dict[str, bytes]:
+def _config_files(project: Project, line: RuntimeLine, inputs: Inputs) -> dict[str, bytes]:
     text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
     pins = [f"{e.name}=={e.version}" for e in requirements_file.parse(text)[1]]
     passwd = (inputs.rootfs() / "etc" / "passwd").read_text()

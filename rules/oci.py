@@ -96,9 +96,15 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
                    "Layers": ["blobs/sha256/" + layer.digest[7:] for layer in image.layers]}
                   for image in images]
         (work / "manifest.json").write_bytes(canonical(docker))
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(work, out)
+        for attempt in range(5):  # another build may be publishing the same folder
+            if out.exists():
+                shutil.rmtree(out, ignore_errors=True)
+            try:
+                os.rename(work, out)
+                break
+            except OSError:
+                if attempt == 4:
+                    raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

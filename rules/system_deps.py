@@ -14,6 +14,8 @@ HOST_PACKAGES = {
     "debian-archive-keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
     "ca-certificates": "/etc/ssl/certs/ca-certificates.crt",
     "util-linux": "/usr/bin/unshare",
+    "dpkg": "/usr/bin/dpkg-deb",
+    "docker.io": "/usr/sbin/dockerd",
 }
 
 

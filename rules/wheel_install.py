@@ -37,12 +37,39 @@ def tree_path(cache: Path, key: str) -> Path:
 
 
 def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
-    """Unpack ``wheel`` (stored as ``filename``) into its package tree (no .pyc yet)."""
+    """Unpack ``wheel`` (stored as ``filename``) into its package tree, without .pyc (for
+    build tools, which never go into an image)."""
     done = tree_path(cache, key)
-    if (done / ".installed").exists():
-        return done
-    done.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=done.parent))
+    if not done.is_dir():
+        work = _unpack(wheel, filename, cache, key, name)
+        _publish(work, done)
+    return done
+
+
+def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs) -> list[Path]:
+    """Package trees for (wheel blob, filename, tree key, name), installed and byte-compiled
+    by the image's python3.9. A published tree is complete and never written again: trees are
+    made in private work folders and renamed into place (``rootfs`` is called only on a miss)."""
+    done = [tree_path(cache, key) for _, _, key, _ in wheels]
+    pending = [(w, d) for w, d in zip(wheels, done) if not d.is_dir()]
+    if pending:
+        works = [_unpack(blob, filename, cache, key, name)
+                 for (blob, filename, key, name), _ in pending]
+        try:
+            compile_trees(rootfs(), works)
+        except BaseException:
+            for work in works:
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+        for work, (_, target) in zip(works, pending):
+            _publish(work, target)
+    return done
+
+
+def _unpack(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
+    parent = tree_path(cache, key).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=parent))
     try:
         scheme = {"purelib": work / "site", "platlib": work / "site", "scripts": work / "bin",
                   "data": work / "data", "headers": work / "include" / name}
@@ -55,37 +82,30 @@ def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -
         with WheelFile.open(named) as source:
             install(source, destination, additional_metadata={"INSTALLER": b"runtime\n"})
         shutil.rmtree(named.parent)
-        (work / ".installed").write_text(key + "\n")
-        _publish(work, done)
     except Exception as e:
         shutil.rmtree(work, ignore_errors=True)
-        if isinstance(e, UserError):
-            raise
         raise UserError(f"cannot install {filename}: {e}") from None
-    return done
+    return work
 
 
 def _publish(work: Path, done: Path) -> None:
     try:
         os.rename(work, done)
-    except OSError:  # a concurrent build published the same tree first
+    except OSError:  # a concurrent build published the same tree first: identical
         shutil.rmtree(work, ignore_errors=True)
 
 
 def compile_trees(rootfs: Path, trees: list[Path]) -> None:
-    """Byte-compile every tree not compiled yet, with the image's python3.9."""
-    todo = [t for t in trees if not (t / ".compiled").exists()]
-    if not todo:
+    """Byte-compile trees (all in one parent folder) with the image's python3.9."""
+    if not trees:
         return
-    base = todo[0].parent
+    base = trees[0].parent
     driver = Path(__file__).with_name("compile_driver.py")
-    for batch in _batches(todo, 400):
+    for batch in _batches(trees, 400):
         inside = [f"/mnt/trees/{t.name}" for t in batch]
         chroot.run(rootfs, ["python3.9", "/mnt/driver/compile_driver.py", f"/{SITE}", *inside],
                    binds={"trees": base, "driver": driver.parent},
                    what="byte-compiling Python packages")
-        for tree in batch:
-            (tree / ".compiled").write_text("ok\n")
 
 
 def _batches(items, size):

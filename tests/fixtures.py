@@ -105,11 +105,17 @@ def make_project(root: Path, packages=("otherdep",), constraints=()) -> Path:
     return root
 
 
-def run_invoke(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_invoke(cwd: Path, *args: str, timeout: int = 1200, env: dict | None = None,
+               umask: int | None = None, prefix: tuple = ()) -> subprocess.CompletedProcess:
     """Run the project's invoke tasks from ``cwd`` as a user would (a separate process)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.run([*prefix, *invoke_argv(*args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def invoke_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
 
 
 def dedent(text: str) -> str:

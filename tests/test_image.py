@@ -1,0 +1,213 @@
+"""`invoke image` end to end for line 4.2, both flavors: reproducible across caches and
+environments, offline, cached per layer, safe against corruption, kill -9 and concurrency, and
+runnable in a real Docker engine. Needs root (chroot, mmdebstrap), the network once (fetch)
+and a Docker engine (DOCKER_HOST; `./dev test` starts one)."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rules import image, pip_lock, project
+from tests.fixtures import REPO, invoke_argv, run_invoke
+
+pytestmark = pytest.mark.slow
+DOWNLOADS = pip_lock.default_cache()
+TAGS = ("4.2.0", "4.2.0-base")
+
+
+def fresh_cache(path: Path) -> Path:
+    """A cache that shares only the downloaded inputs: every build action runs again."""
+    path.mkdir(parents=True)
+    (path / "cas").symlink_to(DOWNLOADS / "cas")
+    shutil.copytree(DOWNLOADS / "pypi-choices", path / "pypi-choices")
+    return path
+
+
+def checkout_copy(path: Path) -> Path:
+    """The same commit and work tree at another path (git metadata included)."""
+    shutil.copytree(REPO, path, symlinks=True,
+                    ignore=shutil.ignore_patterns(".venv", "out", "__pycache__"))
+    return path
+
+
+def digests(out: Path) -> dict[str, str]:
+    index = json.loads((out / "index.json").read_text())
+    return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in index["manifests"]}
+
+
+def layer_digests(out: Path, tag: str) -> list[str]:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return [entry["Layers"] for entry in manifest if entry["RepoTags"] == [f"runtime:{tag}"]][0]
+
+
+def build_cli(cwd: Path, cache: Path, out: Path, **kw):
+    return run_invoke(cwd, "image", "--runtime", "4.2", "--out", str(out),
+                      env={"RUNTIME_CACHE": str(cache), **kw.pop("env", {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    base = tmp_path_factory.mktemp("image")
+    proc = run_invoke(REPO, "fetch", "--runtime", "4.2")
+    assert proc.returncode == 0, proc.stderr
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def build_a(work):
+    cache, out = fresh_cache(work / "cache-a"), work / "out-a"
+    proc = build_cli(REPO, cache, out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return cache, out
+
+
+def test_both_flavors_are_written_as_an_oci_layout(build_a):
+    _, out = build_a
+    assert set(digests(out)) == set(TAGS)
+    assert json.loads((out / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    for tag in TAGS:
+        for blob in layer_digests(out, tag):
+            assert (out / blob).is_file()
+    configs = {e["RepoTags"][0]: json.loads((out / e["Config"]).read_text())
+               for e in json.loads((out / "manifest.json").read_text())}
+    onbuild, base = configs["runtime:4.2.0"]["config"], configs["runtime:4.2.0-base"]["config"]
+    assert "OnBuild" not in base and any("requirements.txt" in t for t in onbuild["OnBuild"])
+    assert onbuild["User"] == "astro" and onbuild["WorkingDir"] == "/usr/local/airflow"
+    assert "ASTRONOMER_RUNTIME_VERSION=4.2.0" in onbuild["Env"]
+    assert onbuild["Labels"]["io.astronomer.docker.runtime.version"] == "4.2.0"
+    assert configs["runtime:4.2.0"]["created"] == "2022-03-02T00:00:00Z"
+    assert layer_digests(out, "4.2.0") == layer_digests(out, "4.2.0-base")
+    assert len(layer_digests(out, "4.2.0")) >= 10  # base, python, airflow, providers, modules
+
+
+def test_offline_build_elsewhere_gives_the_same_digests(build_a, work):
+    """Other cache, output folder, checkout path and working directory, umask, TZ, wall clock;
+    and no network at all (a new network namespace)."""
+    _, out_a = build_a
+    checkout = checkout_copy(work / "checkout-b")
+    cache, out = fresh_cache(work / "cache-b"), work / "elsewhere" / "out-b"
+    proc = build_cli(checkout / "ui", cache, out, umask=0o077, prefix=("unshare", "-n"),
+                     env={"TZ": "Pacific/Kiritimati", "LC_ALL": "C"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert digests(out) == digests(out_a)
+    shutil.rmtree(cache)
+
+
+def test_noop_rebuild_is_all_cache_hits(build_a, work):
+    cache, out_a = build_a
+    result = image.build(project.load(REPO), "4.2", image.FLAVORS, work / "out-noop", cache)
+    assert all(step.hit for step in result.steps)
+    assert {i.tag: i.digest for i in result.images} == digests(out_a)
+
+
+def test_editing_one_module_changes_exactly_one_layer(build_a, work):
+    cache, out_a = build_a
+    checkout = checkout_copy(work / "checkout-edit")
+    source = checkout / "ui" / "runtime_ui" / "__init__.py"
+    source.write_text(source.read_text() + "\nEDITED = True\n")
+    result = image.build(project.load(checkout), "4.2", ("base",), work / "out-edit", cache)
+    assert [s.name for s in result.steps if not s.hit] == ["module ui"]
+    before = layer_digests(out_a, "4.2.0-base")
+    after = [s.layer.digest for s in result.steps]
+    changed = [i for i, (x, y) in enumerate(zip(before, after)) if x[len("blobs/sha256/"):] != y[7:]]
+    assert len(before) == len(after) and len(changed) == 1
+
+
+def test_corrupted_cached_input_is_named_and_nothing_is_written(work):
+    cache = work / "cache-corrupt"
+    (cache / "cas" / "sha256").mkdir(parents=True)
+    shutil.copytree(DOWNLOADS / "pypi-choices", cache / "pypi-choices")
+    for blob in (DOWNLOADS / "cas" / "sha256").glob("*/*"):
+        (cache / "cas" / "sha256" / blob.parent.name).mkdir(exist_ok=True)
+        (cache / "cas" / "sha256" / blob.parent.name / blob.name).symlink_to(blob)
+    debian = json.loads((REPO / "constraints" / "debian-bullseye.lock.json").read_text())
+    victim = next(p for p in debian["packages"] if p["name"] == "libpq5")
+    target = cache / "cas" / "sha256" / victim["sha256"][:2] / victim["sha256"]
+    target.unlink()
+    target.write_bytes(b"not a deb")
+    out = work / "out-corrupt"
+    proc = build_cli(REPO, cache, out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert victim["filename"] in proc.stderr
+    assert f"expected {victim['sha256']}" in proc.stderr
+    assert "got 0f" in proc.stderr or "got " in proc.stderr
+    assert not out.exists()
+    shutil.rmtree(cache)
+
+
+def test_cold_cache_without_network_says_run_fetch(work):
+    cache = work / "cache-empty"
+    cache.mkdir()
+    proc = build_cli(REPO, cache, work / "out-cold", prefix=("unshare", "-n"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run `invoke fetch`" in lines[0], proc.stderr
+    assert not (work / "out-cold").exists()
+
+
+def test_builds_killed_at_random_points_then_succeed_with_same_digest(build_a, work):
+    _, out_a = build_a
+    cache = fresh_cache(work / "cache-kill")
+    rng = random.Random(4.2)
+    env = dict(os.environ, PYTHONPATH=str(REPO), RUNTIME_CACHE=str(cache))
+    for attempt in range(3):
+        proc = subprocess.Popen(invoke_argv("image", "--runtime", "4.2", "--out",
+                                            str(work / "out-kill")),
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(2, 25))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    proc = build_cli(REPO, cache, work / "out-kill")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert digests(work / "out-kill") == digests(out_a)
+    shutil.rmtree(cache)
+
+
+def test_two_builds_at_once_on_one_cache(build_a, work):
+    _, out_a = build_a
+    cache = fresh_cache(work / "cache-twice")
+    env = dict(os.environ, PYTHONPATH=str(REPO), RUNTIME_CACHE=str(cache))
+    procs = [subprocess.Popen(invoke_argv("image", "--runtime", "4.2", "--out",
+                                          str(work / f"out-twice-{i}")),
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=1200)
+        assert proc.returncode == 0, stdout + stderr
+    assert digests(work / "out-twice-0") == digests(work / "out-twice-1") == digests(out_a)
+    shutil.rmtree(cache)
+
+
+@pytest.fixture(scope="module")
+def loaded(build_a):
+    import docker
+
+    from rules import docker_load
+
+    _, out = build_a
+    tags = docker_load.load(out)
+    assert tags == [f"runtime:{t}" for t in sorted(TAGS)]
+    yield docker.from_env()
+    client = docker.from_env()
+    for tag in tags:
+        client.images.remove(tag, force=True)
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_loaded_image_runs_airflow(loaded, tag):
+    run = lambda cmd: loaded.containers.run(f"runtime:{tag}", cmd, network_mode="none",
+                                            remove=True).decode()
+    assert run(["airflow", "version"]).strip().splitlines()[-1] == "2.2.4"
+    out = run(["bash", "-c", "airflow db init >/dev/null 2>&1 && echo db-ok; id -u; "
+                             "python --version 2>&1 || python3.9 --version"])
+    assert out.splitlines()[:2] == ["db-ok", "50000"]
