@@ -154,11 +154,14 @@ def pex(c, runtime="4.2", out=None):
 
 
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
-                                   "(0: skip; it needs 9+ minutes to finish)"})
-def bench(c, pip_compile_timeout=0):
-    """Print lock timings side by side: resolve all locks, no-op re-lock, offline --check."""
+                                   "(0: skip; it needs 9+ minutes to finish)",
+            "image": "also benchmark the image build against docker build (root, dockerd)"})
+def bench(c, pip_compile_timeout=0, image=True):
+    """Print figures side by side: locking, and our image build against docker build."""
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
+    if image:
+        c.run("python tools/bench_image.py", pty=False)
 
 
 ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, pex, bench)

@@ -1,0 +1,134 @@
+"""Image benchmark: prints figures side by side, asserts nothing. Run with `./dev bench`.
+
+Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DOCKER_HOST).
+1. our cold build (download cache warm, action cache empty), one flavor;
+2. our no-op rebuild, and a rebuild after editing one module (changed layer blobs counted);
+3. `docker build --no-cache` of an equivalent Dockerfile: FROM our Debian base (loaded into the
+   engine), pip install --require-hashes from the same local wheelhouse, the same modules;
+4. the sizes of both images as the engine reports them.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from packaging.utils import parse_wheel_filename  # noqa: E402
+
+from rules import image, oci, pip_lock, project  # noqa: E402
+
+DOWNLOADS = pip_lock.default_cache()
+LINE = "4.2"
+
+DOCKERFILE = """\
+FROM runtime-bench:debian
+COPY wheels /wheels
+COPY requirements.txt /tmp/requirements.txt
+RUN python3.9 -m venv /opt/venv \\
+ && /opt/venv/bin/pip install -q --no-index --find-links /wheels pip==24.0 \\
+ && /opt/venv/bin/pip install -q --no-index --find-links /wheels --require-hashes \\
+      -r /tmp/requirements.txt
+{modules}
+"""
+
+
+def timed(fn):
+    start = time.monotonic()
+    value = fn()
+    return time.monotonic() - start, value
+
+
+def docker(*args, check=True, **kw):
+    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True, **kw)
+
+
+def main():
+    proj = project.load(REPO)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-image-", dir=DOWNLOADS) as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "cache"
+        cache.mkdir()
+        (cache / "cas").symlink_to(DOWNLOADS / "cas")
+        shutil.copytree(DOWNLOADS / "pypi-choices", cache / "pypi-choices")
+
+        cold, result = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out", cache))
+        rows.append(("ours: cold build (downloads cached, action cache empty)", cold))
+        noop, _ = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out2", cache))
+        rows.append(("ours: no-op rebuild", noop))
+
+        checkout = tmp / "checkout"
+        shutil.copytree(REPO, checkout, symlinks=True,
+                        ignore=shutil.ignore_patterns(".venv", "out", "__pycache__"))
+        source = checkout / "ui" / "runtime_ui" / "__init__.py"
+        source.write_text(source.read_text() + "\nBENCH_EDIT = 1\n")
+        edit, edited = timed(lambda: image.build(project.load(checkout), LINE, ("base",),
+                                                 tmp / "out3", cache))
+        changed = sum(a.layer.digest != b.layer.digest
+                      for a, b in zip(result.steps, edited.steps))
+        rows.append((f"ours: one module edited ({changed} layer blob changed)", edit))
+
+        from rules import docker_load
+
+        docker_load.load(tmp / "out")
+        ours = f"runtime:{proj.line(LINE).version}-base"
+        dockerfile_image, build_seconds = docker_build(proj, result, cache, tmp)
+        rows.append(("docker build --no-cache of the equivalent Dockerfile", build_seconds))
+        sizes = {name: int(docker("image", "inspect", "-f", "{{.Size}}", name).stdout)
+                 for name in (ours, dockerfile_image)}
+        for name in (ours, dockerfile_image, "runtime-bench:debian"):
+            docker("rmi", "-f", name, check=False)
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  seconds")
+    for name, seconds in rows:
+        print(f"{name.ljust(width)}  {seconds:7.1f}")
+    print(f"{'cold build ratio ours / docker build'.ljust(width)}  {cold / build_seconds:7.2f}")
+    print(f"image size, ours:       {sizes[ours] / 1e6:8.0f} MB")
+    print(f"image size, Dockerfile: {sizes[dockerfile_image] / 1e6:8.0f} MB")
+    print(f"size ratio ours / Dockerfile: {sizes[ours] / sizes[dockerfile_image]:.2f}")
+
+
+def docker_build(proj, result, cache: Path, tmp: Path) -> tuple[str, float]:
+    base = oci.Image("runtime-bench", "debian", [result.steps[0].layer],
+                     ["runtime: debian base"],
+                     {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+                     proj.debian.source_date_epoch, {})
+    oci.write_layout([base], tmp / "base-layout", cache)
+    from rules import docker_load
+
+    docker_load.load(tmp / "base-layout")
+    context = tmp / "context"
+    (context / "wheels").mkdir(parents=True)
+    inputs = image.Inputs(proj, cache, proj.debian.source_date_epoch)
+    wheels = image.wheels_for(proj, proj.line(LINE).airflow, inputs)
+    pins = []
+    for name, (blob, filename, sha) in sorted(wheels.items()):
+        shutil.copyfile(blob, context / "wheels" / filename)
+        pins.append(f"{name}=={parse_wheel_filename(filename)[1]} --hash=sha256:{sha}")
+    (context / "requirements.txt").write_text("\n".join(pins) + "\n")
+    copies = []
+    for label in proj.line(LINE).modules:
+        module = proj.modules[label]
+        for src in module.srcs:
+            shutil.copytree(Path(proj.root) / src, context / "modules" / module.import_name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            copies.append(f"COPY modules/{module.import_name} "
+                          f"/opt/venv/lib/python3.9/site-packages/{module.import_name}")
+    (context / "Dockerfile").write_text(DOCKERFILE.format(modules="\n".join(copies)))
+    name = "runtime-bench:dockerfile"
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    seconds, _ = timed(lambda: docker("build", "--no-cache", "--network", "none", "-t", name,
+                                      str(context), env=env))
+    return name, seconds
+
+
+if __name__ == "__main__":
+    main()
