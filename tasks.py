@@ -54,7 +54,9 @@ def lock_dev(c):
 def fetch(c, runtime=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
     from rules import fetch as fetching
+    from rules import system_deps
 
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     cache = pip_lock.default_cache()
     results = [fetching.fetch_debian(proj, cache)]
@@ -123,7 +125,9 @@ def test(c, k=None, slow=True):
 def image(c, runtime="4.2", flavor="all", out=None, load=False):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
     from rules import image as images
+    from rules import system_deps
 
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     flavors = images.FLAVORS if flavor == "all" else (flavor,)
     if any(f not in images.FLAVORS for f in flavors):

@@ -7,16 +7,17 @@ from pathlib import Path
 
 from rules.errors import UserError
 
-# package -> a file it provides, to tell whether it is there
-HOST_PACKAGES = {
+# package -> a file it provides, to tell whether it is there: what building needs
+BUILD_PACKAGES = {
     "mmdebstrap": "/usr/bin/mmdebstrap",
     "gpgv": "/usr/bin/gpgv",
     "debian-archive-keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
     "ca-certificates": "/etc/ssl/certs/ca-certificates.crt",
     "util-linux": "/usr/bin/unshare",
     "dpkg": "/usr/bin/dpkg-deb",
-    "docker.io": "/usr/sbin/dockerd",
 }
+# ... and what the tests need on top (a Docker engine to run the images)
+HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd"}
 
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:
