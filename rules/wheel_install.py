@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from installer import install
@@ -79,7 +80,9 @@ def _unpack(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Pat
         named = work / ".wheel" / filename
         named.parent.mkdir()
         os.symlink(Path(wheel).resolve(), named)
-        with WheelFile.open(named) as source:
+        with WheelFile.open(named) as source, warnings.catch_warnings():
+            # installer skips stray __pycache__ files some wheels carry, and says so each time
+            warnings.filterwarnings("ignore", message="Skip installing .*__pycache__")
             install(source, destination, additional_metadata={"INSTALLER": b"runtime\n"})
         shutil.rmtree(named.parent)
     except Exception as e:
