@@ -312,6 +312,7 @@ def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) ->
             f"RUNTIME_VERSION={line.version}",
             f"AIRFLOW_VERSION={line.airflow}",
             f"PIP_CONSTRAINT=/{SHARE}/constraints.txt",
+            "PIP_DISABLE_PIP_VERSION_CHECK=1",
             "PYTHONUNBUFFERED=1",
             "LANG=C.UTF-8",
         ],

@@ -5,6 +5,7 @@ A line that names apache-airflow itself is refused: the image's Airflow is part 
 and is pinned by its constraints (providers, `apache-airflow-providers-*`, are fine).
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -32,8 +33,9 @@ def main(path="requirements.txt"):
               "fixed by the Runtime version (choose another Runtime image to change it).\n  "
               + "\n  ".join(problems), file=sys.stderr)
         return 1
+    env = dict(os.environ, PIP_ROOT_USER_ACTION="ignore")  # installing as root is the point
     return subprocess.call([sys.executable, "-m", "pip", "install", "--no-cache-dir",
-                            "--no-warn-script-location", "-r", path])
+                            "--no-warn-script-location", "-r", path], env=env)
 
 
 if __name__ == "__main__":
