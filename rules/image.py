@@ -12,7 +12,9 @@ import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ AIRFLOW_HOME = "/usr/local/airflow"
 SHARE = "usr/local/share/runtime"
 ASTRO_UID = 50000
 FLAVORS = ("onbuild", "base")
+LAYER_WORKERS = 2
 PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
 
 
@@ -55,16 +58,19 @@ class Inputs:
         self.rootfs_key = debian_rootfs.rootfs_key(project, epoch)
         self._rootfs = None
         self._verified = _VerifiedBlobs(cache)
+        self._lock = threading.Lock()
 
     def rootfs(self) -> Path:
-        if self._rootfs is None:
-            for pkg in debian_lock.load(self.project)["packages"]:
-                self.verify(pkg["sha256"], pkg["filename"])
-            self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
-        return self._rootfs
+        with self._lock:
+            if self._rootfs is None:
+                for pkg in debian_lock.load(self.project)["packages"]:
+                    self._verified.check(pkg["sha256"], pkg["filename"])
+                self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
+            return self._rootfs
 
     def verify(self, sha256: str, name: str) -> Path:
-        return self._verified.check(sha256, name)
+        with self._lock:
+            return self._verified.check(sha256, name)
 
     def save(self):
         self._verified.save()
@@ -124,15 +130,20 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     result = BuildResult(line, Path(out))
     plan = _python_groups(project, line.airflow)
     total = 1 + len(plan) + len(line.modules) + 1
+    planned: list[tuple[str, str, object]] = []
+
+    def step(name, action, make):
+        planned.append((name, action, make))
+
     with report.progress(f"Runtime {line.version}: layers", total=total) as advance:
-        def step(name, action, make):
+        def run(name, action, make):
             t = time.monotonic()
             found = action_cache.get(cache, action)
             made = found or make()
             if not found:
                 action_cache.put(cache, action, made)
-            result.steps.append(Step(name, made, bool(found), time.monotonic() - t))
             advance(1)
+            return Step(name, made, bool(found), time.monotonic() - t)
 
         step("debian base", action_cache.key("base", RECIPE, inputs.rootfs_key),
              lambda: layer.write_tree(inputs.rootfs(), cache, shared_epoch))
@@ -154,6 +165,10 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                                         {k: hashlib.sha256(v).hexdigest()
                                          for k, v in files.items()}),
              lambda: _config_layer(files, cache, line.source_date_epoch))
+        # Layers are independent: write them two at a time (zlib and sha256 release the GIL).
+        with ThreadPoolExecutor(LAYER_WORKERS) as pool:
+            futures = [pool.submit(run, *p) for p in planned]
+            result.steps = [f.result() for f in futures]
     inputs.save()
     layers = [s.layer for s in result.steps]
     history = [f"runtime: {s.name}" for s in result.steps]
@@ -194,20 +209,28 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
     text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
     chosen = pypi_files.load_choices(inputs.cache, text, lock.lock)
     out = {}
-    tools = None
+    sdists = []
     for c in chosen:
         inputs.verify(c.sha256, c.filename)
         if c.kind == "wheel":
             out[c.name] = (download.cas_path(inputs.cache, c.sha256), c.filename, c.sha256)
-            continue
-        tools = tools or sdist_build.tools_of(chosen)
+        else:
+            sdists.append(c)
+    if not sdists:
+        return out
+    tools = sdist_build.tools_of(chosen)
+
+    def built(c):
         record = Path(inputs.cache) / "sdist-wheels" / \
             f"{sdist_build.build_key(c, tools, inputs.rootfs_key)}.json"
         if not record.exists():
             sdist_build.built_wheel(c, tools, inputs.rootfs(), inputs.rootfs_key, inputs.cache)
         data = json.loads(record.read_text())
         blob = inputs.verify(data["sha256"], data["wheel"])
-        out[c.name] = (blob, data["wheel"], data["sha256"])
+        return c.name, (blob, data["wheel"], data["sha256"])
+
+    with ThreadPoolExecutor(2) as pool:
+        out.update(pool.map(built, sdists))
     return out
 
 
