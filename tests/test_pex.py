@@ -1,0 +1,23 @@
+"""`invoke pex`: the line's environment as one PEX, reproducible, runnable on the image's
+python3.9. Needs root (it builds in the Debian root) and fetched inputs."""
+
+import shutil
+
+import pytest
+
+from rules import pex_build, pip_lock, project
+from tests.fixtures import REPO, run_invoke
+
+pytestmark = pytest.mark.slow
+
+
+def test_pex_is_reproducible_and_runs_airflow(tmp_path):
+    proc = run_invoke(REPO, "fetch", "--runtime", "4.2")
+    assert proc.returncode == 0, proc.stderr
+    proj, cache = project.load(REPO), pip_lock.default_cache()
+    first, digest = pex_build.build(proj, "4.2", tmp_path / "one", cache)
+    again, digest_again = pex_build.build(proj, "4.2", tmp_path / "two", cache)
+    assert digest == digest_again and first.read_bytes() == again.read_bytes()
+    assert first.name == "runtime-4.2.0.pex"
+    assert pex_build.run(proj, first, ["version"], cache).strip().splitlines()[-1] == "2.2.4"
+    shutil.rmtree(tmp_path, ignore_errors=True)
