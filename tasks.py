@@ -162,10 +162,20 @@ def pex(c, runtime="4.2", out=None):
             "image": "also benchmark the image build against docker build (root, dockerd)"})
 def bench(c, pip_compile_timeout=0, image=True):
     """Print figures side by side: locking, and our image build against docker build."""
+    import os
+
+    from rules import dockerd
+
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
     if image:
-        c.run("python tools/bench_image.py", pty=False)
+        host, engine = dockerd.ensure(pip_lock.default_cache())
+        try:
+            c.run("python tools/bench_image.py", pty=False, env={"DOCKER_HOST": host})
+        finally:
+            if engine:
+                engine.terminate()
+                engine.wait(timeout=60)
 
 
 ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, pex, bench)
