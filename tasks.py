@@ -117,6 +117,26 @@ def test(c, k=None, slow=True):
             engine.wait(timeout=60)
 
 
+@task(help={"runtime": "the Runtime line whose images to check (e.g. 4.2)"})
+@user_errors
+def test_image(c, runtime="4.2"):
+    """Acceptance checks of a line's images (both flavors) in a real Docker engine."""
+    import os
+
+    from rules import dockerd, system_deps
+
+    system_deps.ensure()
+    project.load().line(runtime)  # an unknown line fails here, listing the known ones
+    host, engine = dockerd.ensure(pip_lock.default_cache())
+    try:
+        c.run("python -m pytest -ra tests/test_acceptance.py", pty=False,
+              env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": runtime})
+    finally:
+        if engine:
+            engine.terminate()
+            engine.wait(timeout=60)
+
+
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
             "flavor": "onbuild (tag <version>), base (tag <version>-base) or all",
             "out": "output folder of the OCI layout (default: out/runtime-<version>)",
@@ -178,4 +198,5 @@ def bench(c, pip_compile_timeout=0, image=True):
                 engine.wait(timeout=60)
 
 
-ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, image, pex, bench)
+ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, test_image, image, pex,
+                bench)

@@ -60,9 +60,9 @@ def test_check_on_stale_lock_exits_1_with_diff(repo_copy):
     proc = run_invoke(repo_copy, "lock", "--check")
     assert_clean_error(proc, 1)
     assert "-apache-airflow[amazon,celery,cncf.kubernetes,elasticsearch,google,postgres,redis," \
-           "statsd,virtualenv]==2.2.4" in proc.stderr
+           "statsd,virtualenv]==2.3.0" in proc.stderr
     assert "+apache-airflow[amazon,celery,cncf.kubernetes,elasticsearch,google,postgres,redis," \
-           "slack,statsd,virtualenv]==2.2.4" in proc.stderr
+           "slack,statsd,virtualenv]==2.3.0" in proc.stderr
     assert {p.name: p.read_bytes() for p in (repo_copy / "constraints").iterdir()} == before
 
 
