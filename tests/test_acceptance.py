@@ -134,7 +134,9 @@ def test_modules_of_every_extra_import(img):
     modules = [m for e in pset.airflow_extras for m in EXTRA_MODULES[e]]
     modules += [m for p in pset.packages for m in PACKAGE_MODULES.get(p, [])]
     script = "; ".join(f"import {m}" for m in modules) + "; print('imported', %d)" % len(modules)
-    assert sh(img, f"python3.9 -c \"{script}\"").strip() == f"imported {len(modules)}"
+    # (openlineage-airflow 0.2/0.3 log warnings about optional extractors on stdout)
+    out = sh(img, f"python3.9 -c \"{script}\"").strip().splitlines()
+    assert out[-1] == f"imported {len(modules)}"
 
 
 def test_airflow_info_runs(img):
