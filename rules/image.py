@@ -4,7 +4,8 @@ Layers, least-changing first: the Debian base; the Python dependencies, split by
 locks share the exact same files (so lines share those blobs); Airflow itself; the providers;
 one layer per Runtime module; the config layer (user, AIRFLOW_HOME, version metadata, pip
 constraints). Every layer is an action keyed by the digest of its inputs: a no-op rebuild
-reads only the action records. Nothing here touches the network.
+reads the action records and stats the cached inputs (a changed file is hashed again), and never
+needs the Debian root. Nothing here touches the network.
 """
 
 import hashlib
@@ -160,11 +161,14 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                                   inputs.rootfs_key),
                  lambda module=module: _module_layer(project, module, inputs,
                                                      line.source_date_epoch))
-        files = _config_files(project, line, inputs)
+        # Keyed by what the files are made from (the root's key, not the root itself), so that
+        # a rebuild with every layer cached never needs the Debian root.
+        lock_text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
         step("config", action_cache.key("config", RECIPE, line.source_date_epoch,
-                                        {k: hashlib.sha256(v).hexdigest()
-                                         for k, v in files.items()}),
-             lambda: _config_layer(files, cache, line.source_date_epoch))
+                                        inputs.rootfs_key, _version_metadata(line),
+                                        hashlib.sha256(lock_text.encode()).hexdigest()),
+             lambda: _config_layer(_config_files(line, lock_text, inputs), cache,
+                                   line.source_date_epoch))
         # Layers are independent: write them two at a time (zlib and sha256 release the GIL).
         with ThreadPoolExecutor(LAYER_WORKERS) as pool:
             futures = [pool.submit(run, *p) for p in planned]
@@ -279,13 +283,16 @@ def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer
                                    normalize_modes=True)
 
 
-def _config_files(project: Project, line: RuntimeLine, inputs: Inputs) -> dict[str, bytes]:
-    text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
-    pins = [f"{e.name}=={e.version}" for e in requirements_file.parse(text)[1]]
+def _version_metadata(line: RuntimeLine) -> dict:
+    return {"runtime_version": line.version, "line": line.name, "lts": line.lts,
+            "airflow_version": line.airflow, "python": line.python, "debian": line.debian,
+            "image": f"{REPO}:{line.version}"}
+
+
+def _config_files(line: RuntimeLine, lock_text: str, inputs: Inputs) -> dict[str, bytes]:
+    pins = [f"{e.name}=={e.version}" for e in requirements_file.parse(lock_text)[1]]
     passwd = (inputs.rootfs() / "etc" / "passwd").read_text()
-    version = {"runtime_version": line.version, "line": line.name, "lts": line.lts,
-               "airflow_version": line.airflow, "python": line.python, "debian": line.debian,
-               "image": f"{REPO}:{line.version}"}
+    version = _version_metadata(line)
     return {
         "etc/passwd": (passwd + f"astro:x:{ASTRO_UID}:0:astro:{AIRFLOW_HOME}:/bin/bash\n"
                        ).encode(),
