@@ -95,8 +95,6 @@ def verify_lock(c, runtime=None):
 @user_errors
 def test(c, k=None, slow=True):
     """Run the test suite (pytest); installs the host packages it needs first."""
-    import os
-
     from rules import dockerd, system_deps
 
     system_deps.ensure()
@@ -105,36 +103,24 @@ def test(c, k=None, slow=True):
         args += ["-k", repr(k)]
     if not slow:
         args += ["-m", "'not slow'"]
-    engine = None
-    if slow:
-        host, engine = dockerd.ensure(pip_lock.default_cache())
-        os.environ["DOCKER_HOST"] = host
-    try:
+    if not slow:
         c.run(" ".join(args), pty=False)
-    finally:
-        if engine:
-            engine.terminate()
-            engine.wait(timeout=60)
+        return
+    with dockerd.engine(pip_lock.default_cache()) as host:
+        c.run(" ".join(args), pty=False, env={"DOCKER_HOST": host})
 
 
 @task(help={"runtime": "the Runtime line whose images to check (e.g. 4.2)"})
 @user_errors
 def test_image(c, runtime="4.2"):
     """Acceptance checks of a line's images (both flavors) in a real Docker engine."""
-    import os
-
     from rules import dockerd, system_deps
 
     system_deps.ensure()
     project.load().line(runtime)  # an unknown line fails here, listing the known ones
-    host, engine = dockerd.ensure(pip_lock.default_cache())
-    try:
+    with dockerd.engine(pip_lock.default_cache()) as host:
         c.run("python -m pytest -ra tests/test_acceptance.py", pty=False,
               env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": runtime})
-    finally:
-        if engine:
-            engine.terminate()
-            engine.wait(timeout=60)
 
 
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
@@ -174,7 +160,7 @@ def pex(c, runtime="4.2", out=None):
     out = Path(out) if out else Path(proj.root) / "out" / "pex"
     path, digest = pex_build.build(proj, runtime, out, pip_lock.default_cache())
     print(f"{path}  sha256:{digest}")
-    print(pex_build.run(proj, path, ["version"], pip_lock.default_cache()).strip())
+    print(pex_build.run(proj, runtime, path, ["version"], pip_lock.default_cache()).strip())
 
 
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
@@ -182,20 +168,13 @@ def pex(c, runtime="4.2", out=None):
             "image": "also benchmark the image build against docker build (root, dockerd)"})
 def bench(c, pip_compile_timeout=0, image=True):
     """Print figures side by side: locking, and our image build against docker build."""
-    import os
-
     from rules import dockerd
 
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
     if image:
-        host, engine = dockerd.ensure(pip_lock.default_cache())
-        try:
+        with dockerd.engine(pip_lock.default_cache()) as host:
             c.run("python tools/bench_image.py", pty=False, env={"DOCKER_HOST": host})
-        finally:
-            if engine:
-                engine.terminate()
-                engine.wait(timeout=60)
 
 
 ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, test_image, image, pex,

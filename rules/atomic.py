@@ -25,6 +25,18 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Put ``src`` at ``dst`` by a hard link (same file system) or a copy; keep an existing one."""
+    if Path(dst).exists():
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, dst)
+
+
 def write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` unless the file already holds exactly it; return whether it wrote."""
     path = Path(path)

@@ -1,6 +1,7 @@
 """A Docker engine for the image tests: use the one DOCKER_HOST names if it answers, else
 start a private dockerd (no bridge, no iptables; containers use --network host or none)."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -41,3 +42,15 @@ def ensure(cache: Path) -> tuple[str, subprocess.Popen | None]:
         time.sleep(1)
     proc.kill()
     raise UserError(f"dockerd did not start; see {Path(cache) / 'dockerd.log'}")
+
+
+@contextlib.contextmanager
+def engine(cache: Path):
+    """DOCKER_HOST of an engine that answers, started for the duration if none does."""
+    host, started = ensure(cache)
+    try:
+        yield host
+    finally:
+        if started:
+            started.terminate()
+            started.wait(timeout=60)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules import debian_lock, download, pypi_files, report
+from rules import debian_lock, download, pypi_files, report, requirements_file
 from rules.model import Project
 
 WORKERS = 8
@@ -49,7 +49,7 @@ def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
     lock = project.locks[airflow]
     root = Path(project.root)
     text = (root / lock.lock).read_text(encoding="utf-8")
-    entries = pypi_files.lock_entries(text)
+    entries = requirements_file.parse(text)[1]
     tags = pypi_files.target_tags(project.python.version, project.python.platform)
     path = pypi_files.choices_path(cache, text)
     if path.exists():

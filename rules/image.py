@@ -120,14 +120,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def shared_epoch(project: Project, line: RuntimeLine) -> int:
+    """mtime clamp of the layers lines share (the Debian base, the Python dependencies)."""
+    return project.debian.source_date_epoch or line.source_date_epoch
+
+
 def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
           cache: Path) -> BuildResult:
     started = time.monotonic()
     line = project.line(line_name)
     pip_lock.check_all(project, [line.airflow])
     debian_lock.check(project)
-    shared_epoch = project.debian.source_date_epoch or line.source_date_epoch
-    inputs = Inputs(project, cache, shared_epoch)
+    epoch = shared_epoch(project, line)
+    inputs = Inputs(project, cache, epoch)
     result = BuildResult(line, Path(out))
     plan = _python_groups(project, line.airflow)
     total = 1 + len(plan) + len(line.modules) + 1
@@ -147,12 +152,12 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
             return Step(name, made, bool(found), time.monotonic() - t)
 
         step("debian base", action_cache.key("base", RECIPE, inputs.rootfs_key),
-             lambda: layer.write_tree(inputs.rootfs(), cache, shared_epoch))
+             lambda: layer.write_tree(inputs.rootfs(), cache, epoch))
         wheels = wheels_for(project, line.airflow, inputs)
         for title, names in plan:
             keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.rootfs_key) for n in names)
-            step(title, action_cache.key("python", RECIPE, keys, shared_epoch),
-                 lambda names=names: _python_layer(names, wheels, inputs, shared_epoch))
+            step(title, action_cache.key("python", RECIPE, keys, epoch),
+                 lambda names=names: _python_layer(names, wheels, inputs, epoch))
         for label in line.modules:
             module = project.modules[label]
             digest = _module_digest(project, module)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rules.download import cas_path
+from rules import atomic
 from rules.layer import Layer
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -81,7 +81,8 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
         blobs.mkdir(parents=True)
         for image in images:
             for layer in image.layers:
-                _link(layer.blob(cache), blobs / layer.digest.removeprefix("sha256:"))
+                atomic.link_or_copy(layer.blob(cache),
+                                    blobs / layer.digest.removeprefix("sha256:"))
             for data in (image.config_blob(), image.manifest_blob()):
                 (blobs / _digest(data).removeprefix("sha256:")).write_bytes(data)
         (work / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
@@ -108,15 +109,6 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-
-
-def _link(src: Path, dst: Path) -> None:
-    if dst.exists():
-        return
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def layout_tar(layout: Path):

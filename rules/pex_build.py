@@ -6,15 +6,12 @@ runs the image's Airflow outside Docker.
 """
 
 import hashlib
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
 from rules import atomic, chroot, image
-from rules.errors import UserError
 from rules.model import Project
 
 
@@ -22,7 +19,7 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
     import pex
 
     line = project.line(line_name)
-    epoch = project.debian.source_date_epoch or line.source_date_epoch
+    epoch = image.shared_epoch(project, line)
     inputs = image.Inputs(project, cache, epoch)
     wheels = image.wheels_for(project, line.airflow, inputs)
     rootfs = inputs.rootfs()
@@ -35,7 +32,7 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
         out.mkdir()
         pins = []
         for name, (blob, filename, sha) in sorted(wheels.items()):
-            _link(blob, house / filename)
+            atomic.link_or_copy(blob, house / filename)
             version = parse_wheel_filename(filename)[1]
             pins.append(f"{name}=={version} --hash=sha256:{sha}")
         (Path(tmp) / "req").mkdir()
@@ -56,19 +53,10 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
     return target, hashlib.sha256(data).hexdigest()
 
 
-def run(project: Project, pex_file: Path, args: list[str], cache: Path) -> str:
-    """Run the PEX with the image's python3.9 (in the Debian root)."""
-    line_epoch = project.debian.source_date_epoch
-    rootfs = image.Inputs(project, cache, line_epoch).rootfs()
+def run(project: Project, line_name: str, pex_file: Path, args: list[str], cache: Path) -> str:
+    """Run the PEX with the line's python3.9 (in its Debian root)."""
+    epoch = image.shared_epoch(project, project.line(line_name))
+    rootfs = image.Inputs(project, cache, epoch).rootfs()
     return chroot.run(rootfs, ["python3.9", f"/mnt/pex/{Path(pex_file).name}", *args],
                       binds={"pex": Path(pex_file).resolve().parent},
                       env={"AIRFLOW_HOME": "/tmp/airflow"}, what=f"running {pex_file}")
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-

@@ -16,7 +16,7 @@ from urllib.request import Request, urlopen
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from rules import atomic, requirements_file
+from rules import atomic
 from rules.errors import UserError
 
 SDIST = re.compile(r"\.(tar\.gz|zip|tar\.bz2)$")
@@ -134,6 +134,3 @@ def load_choices(cache: Path, lock_text: str, lock_name: str) -> list[Chosen]:
         raise UserError(f"{lock_name} has not been fetched into {cache}: run `invoke fetch`")
     return [Chosen(**c) for c in json.loads(path.read_text())]
 
-
-def lock_entries(lock_text: str):
-    return requirements_file.parse(lock_text)[1]

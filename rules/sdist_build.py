@@ -7,7 +7,6 @@ digest of everything that went into it.
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,11 +65,6 @@ def built_wheel(sdist: Chosen, tools: list[Chosen], rootfs: Path, rootfs_key: st
     atomic.write_text(record, json.dumps({"sdist": sdist.filename, "wheel": wheels[0].name,
                                           "sha256": sha}) + "\n")
     return target, sha
-
-
-def wheel_filename(cache: Path, sdist: Chosen, tools, rootfs_key) -> str:
-    record = Path(cache) / "sdist-wheels" / f"{build_key(sdist, tools, rootfs_key)}.json"
-    return json.loads(record.read_text())["wheel"]
 
 
 def tools_of(chosen: list[Chosen]) -> list[Chosen]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -117,6 +116,3 @@ def run_invoke(cwd: Path, *args: str, timeout: int = 1200, env: dict | None = No
 def invoke_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
 
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text)

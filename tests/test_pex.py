@@ -19,5 +19,5 @@ def test_pex_is_reproducible_and_runs_airflow(tmp_path):
     again, digest_again = pex_build.build(proj, "4.2", tmp_path / "two", cache)
     assert digest == digest_again and first.read_bytes() == again.read_bytes()
     assert first.name == "runtime-4.2.0.pex"
-    assert pex_build.run(proj, first, ["version"], cache).strip().splitlines()[-1] == "2.2.4"
+    assert pex_build.run(proj, "4.2", first, ["version"], cache).strip().splitlines()[-1] == "2.2.4"
     shutil.rmtree(tmp_path, ignore_errors=True)
