@@ -119,7 +119,7 @@ def test_image(c, runtime="4.2"):
     system_deps.ensure()
     project.load().line(runtime)  # an unknown line fails here, listing the known ones
     with dockerd.engine(pip_lock.default_cache()) as host:
-        c.run("python -m pytest -ra tests/test_acceptance.py", pty=False,
+        c.run("python -m pytest -ra -m acceptance", pty=False,
               env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": runtime})
 
 

@@ -1,9 +1,9 @@
 """Debian packages the build and its tests use on the host, installed on demand (as root)."""
 
+import glob
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 from rules.errors import UserError
 
@@ -16,12 +16,15 @@ BUILD_PACKAGES = {
     "util-linux": "/usr/bin/unshare",
     "dpkg": "/usr/bin/dpkg-deb",
 }
-# ... and what the tests need on top (a Docker engine to run the images)
-HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd"}
+# ... and what the tests need on top: a Docker engine to run the images, the servers the
+# acceptance tests run them against, and the engine's user-project build
+HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
+                 "postgresql": "/usr/lib/postgresql/*/bin/postgres",
+                 "redis-server": "/usr/bin/redis-server"}
 
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:
-    return sorted(name for name, path in packages.items() if not Path(path).exists())
+    return sorted(name for name, path in packages.items() if not glob.glob(path))
 
 
 def ensure(packages: dict[str, str] = HOST_PACKAGES) -> None:

@@ -55,8 +55,8 @@ provider_set(
 
 
 def make_wheel(folder: Path, name: str, version: str, requires=(), extras=None,
-               requires_python: str | None = None) -> Path:
-    """A minimal, valid pure-Python wheel with the given metadata."""
+               requires_python: str | None = None, code: dict | None = None) -> Path:
+    """A minimal, valid pure-Python wheel with the given metadata (and extra files: `code`)."""
     folder.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
@@ -72,6 +72,7 @@ def make_wheel(folder: Path, name: str, version: str, requires=(), extras=None,
         f"{info}/METADATA": "\n".join(meta) + "\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: fixture\nRoot-Is-Purelib: true\n"
                          "Tag: py3-none-any\n",
+        **(code or {}),
     }
     record = []
     for path, text in files.items():

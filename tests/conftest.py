@@ -1,0 +1,40 @@
+"""Session fixtures for the acceptance tests: the line's images loaded into the engine, and
+real PostgreSQL and Redis servers on 127.0.0.1."""
+
+import subprocess
+
+import pytest
+
+from rules import image, pip_lock
+from tests import services
+from tests.containers import FLAVOR_TAGS, LINE
+from tests.fixtures import REPO, run_invoke
+
+
+@pytest.fixture(scope="session")
+def images():
+    proc = run_invoke(REPO, "fetch", "--runtime", LINE)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_invoke(REPO, "image", "--runtime", LINE, "--load",
+                      "--out", str(pip_lock.default_cache() / "acceptance-out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield {flavor: f"{image.REPO}:{tag}" for flavor, tag in FLAVOR_TAGS.items()}
+    for tag in FLAVOR_TAGS.values():
+        subprocess.run(["docker", "rmi", "-f", f"{image.REPO}:{tag}"], capture_output=True)
+
+
+@pytest.fixture(params=sorted(FLAVOR_TAGS))
+def img(request, images):
+    return images[request.param]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    with services.postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with services.redis() as server:
+        yield server
