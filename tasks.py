@@ -110,17 +110,37 @@ def test(c, k=None, slow=True):
         c.run(" ".join(args), pty=False, env={"DOCKER_HOST": host})
 
 
-@task(help={"runtime": "the Runtime line whose images to check (e.g. 4.2)"})
+@task(help={"runtime": "the Runtime line(s) whose images to check: 4.2, 3.0,5.0 or all",
+            "k": "only checks matching this pytest -k expression"})
 @user_errors
-def test_image(c, runtime="4.2"):
-    """Acceptance checks of a line's images (both flavors) in a real Docker engine."""
-    from rules import dockerd, system_deps
+def test_image(c, runtime="4.2", k=None):
+    """Acceptance checks of lines' images (both flavors) in a real Docker engine, against real
+    PostgreSQL and Redis; prints a check × line table."""
+    import tempfile
+
+    from rules import dockerd, system_deps, test_matrix
 
     system_deps.ensure()
-    project.load().line(runtime)  # an unknown line fails here, listing the known ones
-    with dockerd.engine(pip_lock.default_cache()) as host:
-        c.run("python -m pytest -ra -m acceptance", pty=False,
-              env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": runtime})
+    proj = project.load()
+    names = list(proj.lines) if runtime == "all" else runtime.split(",")
+    for name in names:
+        proj.line(name)  # an unknown line fails here, listing the known ones
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="runtime-test-image-") as tmp, \
+            dockerd.engine(pip_lock.default_cache()) as host:
+        reports = {name: Path(tmp) / f"{name}.xml" for name in names}
+        for name in names:
+            args = f"python -m pytest -ra -m acceptance --junitxml={reports[name]}"
+            if k:
+                args += f" -k {k!r}"
+            run = c.run(args, pty=False, warn=True,
+                        env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": name})
+            if run.exited != 0:
+                failed.append(name)
+        columns, rows = test_matrix.matrix(reports)
+    report.table("acceptance checks", columns, rows)
+    if failed:
+        raise UserError(f"acceptance checks failed for line(s) {', '.join(failed)}")
 
 
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",

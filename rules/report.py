@@ -4,6 +4,7 @@ import contextlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
@@ -24,7 +25,7 @@ def table(title: str, columns, rows) -> None:
     for col in columns:
         t.add_column(col)
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(escape(cell) for cell in row))  # cells are data, never markup
     console.print(t)
 
 

@@ -1,0 +1,34 @@
+"""The acceptance results of several Runtime lines as one table: check × line, read from the
+JUnit XML files pytest writes (one per line)."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+OUTCOMES = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip",
+            "xfail": "xfail"}
+
+
+def outcomes(junit_xml: Path) -> dict[str, str]:
+    """test name (flavor parameter kept) -> outcome word."""
+    results = {}
+    for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("test_")
+        name = f"{module}: {case.get('name', '').removeprefix('test_')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed" if child.tag == "failure" else "error"
+            elif child.tag == "skipped":
+                outcome = "xfail" if child.get("type") == "pytest.xfail" else "skipped"
+        results[name] = OUTCOMES[outcome]
+    return results
+
+
+def matrix(per_line: dict[str, Path]) -> tuple[list[str], list[list[str]]]:
+    """(columns, rows): one row per check, one column per line; '-' where a line lacks it."""
+    results = {line: outcomes(path) for line, path in per_line.items() if path.exists()}
+    checks = sorted({name for r in results.values() for name in r})
+    rows = [[check] + [results[line].get(check, "-") for line in results] for check in checks]
+    totals = ["passed / all"] + [f"{sum(v == 'pass' for v in r.values())} / {len(r)}"
+                                 for r in results.values()]
+    return ["check", *results], rows + [totals]
