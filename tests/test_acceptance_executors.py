@@ -25,8 +25,9 @@ def airflow_env(database_url: str, executor: str, **extra) -> dict:
 
 # the pod specs generate-dag-yaml writes, as JSON (PyYAML is in the image)
 RENDER_PODS = (f"airflow kubernetes generate-dag-yaml {DAG_ID} 2022-01-01 "
-               "--output-path /tmp/pods >/dev/null 2>&1 && python -c 'import glob, json, yaml; print(json.dumps("
-               "[yaml.safe_load(open(f)) for f in sorted(glob.glob(\"/tmp/pods/*/*.yml\"))]))'")
+               "--output-path /tmp/pods >/dev/null 2>&1 && python -c 'import glob, json, yaml; "
+               "print(json.dumps([yaml.safe_load(open(f)) "
+               "for f in sorted(glob.glob(\"/tmp/pods/*/*.yml\"))]))'")
 
 
 def init_database(img, env):

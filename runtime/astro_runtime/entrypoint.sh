@@ -6,6 +6,8 @@
 # Before an Airflow server starts (scheduler, webserver, triggerer, dag-processor, celery), the
 # metadata database (and, with Celery, the broker) must answer within RUNTIME_WAIT_TIMEOUT
 # seconds (default 120, 0 = do not wait); RUNTIME_MIGRATE_DB=true then runs `airflow db upgrade`.
+# RUNTIME_CREATE_ADMIN=true then creates (once) an Admin user from _AIRFLOW_WWW_USER_USERNAME
+# (default admin) and _AIRFLOW_WWW_USER_PASSWORD (required).
 set -euo pipefail
 if [ $# -eq 0 ]; then
   set -- airflow --help
@@ -17,16 +19,36 @@ case "$1" in
   triggerer|users|variables|version|webserver|-h|--help)
     set -- airflow "$@" ;;
   *)
-    if command -v -- "$1" >/dev/null 2>&1 || [[ "$1" == */* ]]; then
-      exec "$@"
-    fi
-    set -- airflow "$@" ;;
+    if ! command -v -- "$1" >/dev/null 2>&1 && [[ "$1" != */* ]]; then
+      set -- airflow "$@"
+    fi ;;
 esac
+# Concurrency defaults from this container's CPU and memory limits; what the user set wins
+# (`runtime-info` shows the choices). A nonsense value stops Airflow here with a clear message;
+# other programs (a debugging shell) still start, after the same message.
+# (run from / : `python -m` puts the working directory, the user's project, first on sys.path)
+if exports=$(cd / && python3.9 -m astro_runtime.concurrency); then
+  eval "$exports"
+elif [ "$1" = airflow ]; then
+  exit 1
+fi
+[ "$1" = airflow ] || exec "$@"
 case "${2:-}" in
   scheduler|webserver|triggerer|dag-processor|celery)
-    python3.9 -m astro_runtime.wait "$@"
+    (cd / && python3.9 -m astro_runtime.wait "$@")
     case "${RUNTIME_MIGRATE_DB:-false}" in
       true|True|TRUE|1|yes) echo "runtime: airflow db upgrade" >&2; airflow db upgrade ;;
+    esac
+    case "${RUNTIME_CREATE_ADMIN:-false}" in
+      true|True|TRUE|1|yes)
+        if [ -z "${_AIRFLOW_WWW_USER_PASSWORD:-}" ]; then
+          echo "runtime: RUNTIME_CREATE_ADMIN needs _AIRFLOW_WWW_USER_PASSWORD" >&2; exit 1
+        fi
+        # `users create` leaves an existing user as it is
+        echo "runtime: Admin user ${_AIRFLOW_WWW_USER_USERNAME:-admin}" >&2
+        airflow users create --role Admin --username "${_AIRFLOW_WWW_USER_USERNAME:-admin}" \
+          --password "$_AIRFLOW_WWW_USER_PASSWORD" --firstname Admin --lastname User \
+          --email "${_AIRFLOW_WWW_USER_EMAIL:-admin@example.com}" >/dev/null ;;
     esac ;;
 esac
 exec "$@"

@@ -1,0 +1,206 @@
+"""Concurrency defaults computed at container start from the container's real limits.
+
+A value the user set (an AIRFLOW__SECTION__KEY variable, its _CMD/_SECRET form, or airflow.cfg
+with a value other than Airflow's default) always wins, and is checked: a nonsense value stops
+the container with a clear message instead of hiding behind a default.
+
+    C = CPUs (cgroup quota, else the CPUs we may run on), M = memory in GiB (cgroup limit, else
+    the host's RAM), task slots S = clamp(min(floor(4 C), floor((M - 1) / 0.25)), 1, 64)
+
+    parallelism                 S            (LocalExecutor; other executors run tasks elsewhere)
+    max_active_tasks_per_dag    min(16, S)   (dag_concurrency on Airflow 2.1; LocalExecutor)
+    default_pool_task_slot_count S           (LocalExecutor; used when `db init` makes the pool)
+    celery worker_concurrency   S            (the worker's own container limits)
+    webserver workers           clamp(min(2 ceil(C), floor(M / 0.5)), 1, 4)
+    scheduler parsing_processes clamp(ceil(C), 1, 8)
+
+`python -m astro_runtime.concurrency` prints `export` lines for the entrypoint; `runtime-info`
+shows the choices and why.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from importlib import metadata, util
+from pathlib import Path
+
+from astro_runtime import limits as limits_mod
+
+LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
+# the variables the entrypoint exported from our own choices (not the user's)
+COMPUTED_VARIABLE = "RUNTIME_COMPUTED_SETTINGS"
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class Setting:
+    section: str
+    key: str  # the name this Airflow version reads
+    aliases: tuple[str, ...]  # older or newer names of the same option
+    minimum: int
+
+
+@dataclass
+class Choice:
+    setting: Setting
+    value: str | None  # None: left to Airflow
+    source: str  # "user (env ...)", "user (airflow.cfg)", "computed", "Airflow default"
+    why: str
+
+    @property
+    def env_name(self) -> str:
+        return f"AIRFLOW__{self.setting.section.upper()}__{self.setting.key.upper()}"
+
+    def as_dict(self) -> dict:
+        return {"option": f"{self.setting.section}.{self.setting.key}", "value": self.value,
+                "source": self.source, "why": self.why}
+
+
+def airflow_version(env=os.environ) -> tuple[int, int]:
+    raw = env.get("AIRFLOW_VERSION") or metadata.version("apache-airflow")
+    major, minor = raw.split(".")[:2]
+    return int(major), int(minor)
+
+
+def settings(version: tuple[int, int]) -> dict[str, Setting]:
+    per_dag = "dag_concurrency" if version < (2, 2) else "max_active_tasks_per_dag"
+    return {
+        "parallelism": Setting("core", "parallelism", (), 0),
+        "per_dag": Setting("core", per_dag, ("dag_concurrency", "max_active_tasks_per_dag"), 1),
+        "pool": Setting("core", "default_pool_task_slot_count", (), 1),
+        "worker": Setting("celery", "worker_concurrency", (), 1),
+        "webserver": Setting("webserver", "workers", (), 1),
+        "parsing": Setting("scheduler", "parsing_processes", ("max_threads",), 1),
+    }
+
+
+def _defaults() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    spec = util.find_spec("airflow")
+    if spec and spec.origin:
+        path = Path(spec.origin).parent / "config_templates" / "default_airflow.cfg"
+        if path.exists():
+            parser.read(path)
+    return parser
+
+
+def _user_config(env) -> tuple[configparser.ConfigParser, str]:
+    home = env.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
+    path = env.get("AIRFLOW_CONFIG", os.path.join(home, "airflow.cfg"))
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path)
+    except configparser.Error as error:
+        raise ConfigError(f"{path} cannot be read: {error}") from None
+    return parser, path
+
+
+def _checked(name: str, raw: str, minimum: int) -> str:
+    text = raw.strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below {minimum}")
+    return text
+
+
+def user_value(setting: Setting, env, user_cfg, cfg_path, defaults) -> tuple[str, str] | None:
+    """(value, where) of an option the user set, checked; None when they did not."""
+    ours = set(env.get(COMPUTED_VARIABLE, "").split())
+    for key in (setting.key, *setting.aliases):
+        name = f"AIRFLOW__{setting.section.upper()}__{key.upper()}"
+        if name in env and name not in ours:
+            return _checked(name, env[name], setting.minimum), f"user (env {name})"
+        for suffix in ("_CMD", "_SECRET"):
+            if name + suffix in env:
+                return "(from " + name + suffix + ")", f"user (env {name}{suffix})"
+    for key in (setting.key, *setting.aliases):
+        if user_cfg.has_option(setting.section, key):
+            value = user_cfg.get(setting.section, key)
+            default = defaults.get(setting.section, key, fallback=None)
+            if default is None or value.strip() != default.strip():
+                where = f"{cfg_path} [{setting.section}] {key}"
+                return _checked(where, value, setting.minimum), "user (airflow.cfg)"
+    return None
+
+
+def executor(env, user_cfg) -> str:
+    value = env.get("AIRFLOW__CORE__EXECUTOR") or user_cfg.get("core", "executor",
+                                                                fallback="SequentialExecutor")
+    return value.strip().rsplit(".", 1)[-1]
+
+
+def task_slots(lim: limits_mod.Limits) -> int:
+    by_cpu = math.floor(4 * lim.cpus + 1e-9)
+    by_memory = math.floor((lim.memory_gib - 1) / 0.25 + 1e-9)
+    return max(1, min(by_cpu, by_memory, 64))
+
+
+def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[Choice], dict]:
+    lim = lim or limits_mod.detect(env)
+    version = airflow_version(env)
+    table = settings(version)
+    defaults = _defaults()
+    user_cfg, cfg_path = _user_config(env)
+    kind = executor(env, user_cfg)
+    local = kind in LOCAL_EXECUTORS
+    slots = task_slots(lim)
+    cpus_up = limits_mod.whole_cpus(lim)
+    s_why = (f"S = min(floor(4 × {lim.cpus:g} CPUs), floor(({lim.memory_gib:.2f} GiB - 1) / "
+             f"0.25)) clamped to 1..64 = {slots}")
+    computed = {
+        "parallelism": (slots, s_why) if local else
+        (None, f"{kind} runs tasks outside this container"),
+        "per_dag": (min(16, slots), f"min(16, S) = {min(16, slots)}") if local else
+        (None, f"{kind} runs tasks outside this container"),
+        "pool": (slots, s_why) if local else
+        (None, f"{kind} runs tasks outside this container"),
+        "worker": (slots, s_why),
+        "webserver": (max(1, min(4, 2 * cpus_up, math.floor(lim.memory_gib / 0.5 + 1e-9))),
+                      f"min(2 × {cpus_up} CPUs, {lim.memory_gib:.2f} GiB / 0.5) clamped to 1..4"),
+        "parsing": (max(1, min(8, cpus_up)), f"{cpus_up} CPUs clamped to 1..8"),
+    }
+    choices = []
+    for name, setting in table.items():
+        if defaults.sections() and not defaults.has_option(setting.section, setting.key):
+            continue  # this Airflow version has no such option
+        found = user_value(setting, env, user_cfg, cfg_path, defaults)
+        if found:
+            choices.append(Choice(setting, found[0], found[1], "set by the user: kept"))
+            continue
+        value, why = computed[name]
+        choices.append(Choice(setting, None if value is None else str(value),
+                              "computed" if value is not None else "Airflow default", why))
+    facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict()}
+    return choices, facts
+
+
+def exports(choices: list[Choice]) -> str:
+    computed = [c for c in choices if c.source == "computed"]
+    names = " ".join(c.env_name for c in computed)
+    return "".join(f"export {c.env_name}={shlex.quote(c.value)}\n" for c in computed) + \
+        f"export {COMPUTED_VARIABLE}={shlex.quote(names)}\n"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        choices, _ = choose()
+    except (ConfigError, limits_mod.LimitError) as error:
+        print(f"runtime: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(exports(choices))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
