@@ -131,3 +131,12 @@ def test_our_own_exports_are_not_taken_for_the_users():
     again, _ = concurrency.choose({**env, **{k: v.strip("'") for k, v in exported.items()}},
                                   limits.Limits(1, 2 * GIB, "test", "test"))
     assert {c.setting.key: c.source for c in again}["parallelism"] == "computed"
+
+
+def test_high_availability_settings_unless_the_user_set_them():
+    got, _ = chosen({"AIRFLOW__CORE__SQL_ALCHEMY_POOL_RECYCLE": "600"}, 2, 4)
+    assert got["use_row_level_locking"] == ("True", "computed")
+    assert got["orphaned_tasks_check_interval"] == ("60", "computed")
+    assert got["visibility_timeout"] == ("21600", "computed")
+    assert got["sql_alchemy_pool_recycle"] == \
+        ("600", "user (env AIRFLOW__CORE__SQL_ALCHEMY_POOL_RECYCLE)")

@@ -64,6 +64,25 @@ class Choice:
                 "source": self.source, "why": self.why}
 
 
+# Settings that make two or more schedulers safe on PostgreSQL/MySQL, set unless the user did:
+# (section, key, value, why). Pool options live in [database] from Airflow 2.3.
+HIGH_AVAILABILITY = [
+    ("scheduler", "use_row_level_locking", "True",
+     "schedulers take rows with SELECT ... FOR UPDATE SKIP LOCKED: two never queue one task"),
+    ("database|core", "sql_alchemy_pool_pre_ping", "True",
+     "a pooled connection is tested before use: a database restart or failover is survived"),
+    ("database|core", "sql_alchemy_pool_recycle", "1800",
+     "connections are renewed every 30 min, before proxies and load balancers drop them"),
+    ("scheduler", "scheduler_health_check_threshold", "30",
+     "a scheduler silent for 30 s counts as dead"),
+    ("scheduler", "orphaned_tasks_check_interval", "60",
+     "the tasks of a dead scheduler are adopted within a minute (Airflow's default: 5)"),
+    ("celery_broker_transport_options", "visibility_timeout", "21600",
+     "a Celery task taken by a worker that died goes back to the queue after 6 h, "
+     "never sooner than a long task could run (Airflow acks Celery tasks late)"),
+]
+
+
 def airflow_version(env=os.environ) -> tuple[int, int]:
     raw = env.get("AIRFLOW_VERSION") or metadata.version("apache-airflow")
     major, minor = raw.split(".")[:2]
@@ -114,13 +133,17 @@ def _checked(name: str, raw: str, minimum: int) -> str:
     return text
 
 
-def user_value(setting: Setting, env, user_cfg, cfg_path, defaults) -> tuple[str, str] | None:
-    """(value, where) of an option the user set, checked; None when they did not."""
+def user_value(setting: Setting, env, user_cfg, cfg_path, defaults,
+               number: bool = True) -> tuple[str, str] | None:
+    """(value, where) of an option the user set (a number: checked); None when they did not."""
+    def checked(name, raw):
+        return _checked(name, raw, setting.minimum) if number else raw.strip()
+
     ours = set(env.get(COMPUTED_VARIABLE, "").split())
     for key in (setting.key, *setting.aliases):
         name = f"AIRFLOW__{setting.section.upper()}__{key.upper()}"
         if name in env and name not in ours:
-            return _checked(name, env[name], setting.minimum), f"user (env {name})"
+            return checked(name, env[name]), f"user (env {name})"
         for suffix in ("_CMD", "_SECRET"):
             if name + suffix in env:
                 return "(from " + name + suffix + ")", f"user (env {name}{suffix})"
@@ -130,7 +153,7 @@ def user_value(setting: Setting, env, user_cfg, cfg_path, defaults) -> tuple[str
             default = defaults.get(setting.section, key, fallback=None)
             if default is None or value.strip() != default.strip():
                 where = f"{cfg_path} [{setting.section}] {key}"
-                return _checked(where, value, setting.minimum), "user (airflow.cfg)"
+                return checked(where, value), "user (airflow.cfg)"
     return None
 
 
@@ -181,6 +204,19 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         value, why = computed[name]
         choices.append(Choice(setting, None if value is None else str(value),
                               "computed" if value is not None else "Airflow default", why))
+    for sections, key, value, why in HIGH_AVAILABILITY:
+        candidates = sections.split("|")
+        section = next((c for c in candidates if defaults.has_option(c, key)), candidates[-1])
+        # the user may name the option under its old section too
+        found = next(filter(None, (user_value(Setting(c, key, (), 0), env, user_cfg, cfg_path,
+                                                  defaults, number=False)
+                                   for c in candidates)), None)
+        if found:
+            choices.append(Choice(Setting(section, key, (), 0), found[0], found[1],
+                                  "set by the user: kept"))
+        else:
+            choices.append(Choice(Setting(section, key, (), 0), value, "computed",
+                                  f"high availability: {why}"))
     facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict()}
     return choices, facts
 
