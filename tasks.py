@@ -111,9 +111,10 @@ def test(c, k=None, slow=True):
 
 
 @task(help={"runtime": "the Runtime line(s) whose images to check: 4.2, 3.0,5.0 or all",
-            "k": "only checks matching this pytest -k expression"})
+            "k": "only checks matching this pytest -k expression",
+            "report_dir": "keep the JUnit XML per line and acceptance.md (the table) here"})
 @user_errors
-def test_image(c, runtime="4.2", k=None):
+def test_image(c, runtime="4.2", k=None, report_dir=None):
     """Acceptance checks of lines' images (both flavors) in a real Docker engine, against real
     PostgreSQL and Redis; prints a check × line table."""
     import tempfile
@@ -128,7 +129,9 @@ def test_image(c, runtime="4.2", k=None):
     failed = []
     with tempfile.TemporaryDirectory(prefix="runtime-test-image-") as tmp, \
             dockerd.engine(pip_lock.default_cache()) as host:
-        reports = {name: Path(tmp) / f"{name}.xml" for name in names}
+        folder = Path(report_dir) if report_dir else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        reports = {name: folder / f"acceptance-{name}.xml" for name in names}
         for name in names:
             args = f"python -m pytest -ra -m acceptance --junitxml={reports[name]}"
             if k:
@@ -138,6 +141,10 @@ def test_image(c, runtime="4.2", k=None):
             if run.exited != 0:
                 failed.append(name)
         columns, rows = test_matrix.matrix(reports)
+        if report_dir:
+            from rules import atomic
+
+            atomic.write_text(folder / "acceptance.md", test_matrix.markdown(columns, rows))
     report.table("acceptance checks", columns, rows)
     if failed:
         raise UserError(f"acceptance checks failed for line(s) {', '.join(failed)}")

@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(stderr=False, highlight=False)
+# (not a terminal, e.g. CI logs: wide enough that tables do not wrap)
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 @contextlib.contextmanager

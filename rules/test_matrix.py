@@ -13,7 +13,8 @@ def outcomes(junit_xml: Path) -> dict[str, str]:
     results = {}
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
         module = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("test_")
-        name = f"{module}: {case.get('name', '').removeprefix('test_')}"
+        area = module.removeprefix("acceptance_") if module != "acceptance" else "image"
+        name = f"{area}: {case.get('name', '').removeprefix('test_')}"
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error"):
@@ -32,3 +33,9 @@ def matrix(per_line: dict[str, Path]) -> tuple[list[str], list[list[str]]]:
     totals = ["passed / all"] + [f"{sum(v == 'pass' for v in r.values())} / {len(r)}"
                                  for r in results.values()]
     return ["check", *results], rows + [totals]
+
+
+def markdown(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -23,9 +23,11 @@ def test_matrix_reads_outcomes_per_line(tmp_path):
                                         "3.0": tmp_path / "missing.xml"})
     assert columns == ["check", "4.2", "5.0"]
     assert rows == [
-        ["acceptance: pip_check_is_clean[base]", "pass", "pass"],
-        ["acceptance: webserver", "FAIL", "pass"],
-        ["acceptance_executors: only_here", "skip", "-"],
-        ["acceptance_executors: pod_run", "xfail", "xfail"],
+        ["executors: only_here", "skip", "-"],
+        ["executors: pod_run", "xfail", "xfail"],
+        ["image: pip_check_is_clean[base]", "pass", "pass"],
+        ["image: webserver", "FAIL", "pass"],
         ["passed / all", "1 / 4", "2 / 3"],
     ]
+    assert test_matrix.markdown(columns, rows[-1:]) == \
+        "| check | 4.2 | 5.0 |\n|---|---|---|\n| passed / all | 1 / 4 | 2 / 3 |\n"
