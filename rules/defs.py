@@ -169,18 +169,27 @@ class Collector:
                 "srcs": Field(list, []),
                 "scripts": Field(dict, {}),
                 "description": Field(str, ""),
+                "airflow_plugin": Field(str, "", _entry_point),
             }, kw)
             rel = (lambda s: f"{package}/{s}" if package else s)
             self.modules.append(model.RuntimeModule(
                 label=label(a["name"]), name=a["name"], import_name=a["import_name"],
                 srcs=tuple(rel(s) for s in a["srcs"]), description=a["description"],
-                scripts=tuple(sorted((k, rel(v)) for k, v in a["scripts"].items()))))
+                scripts=tuple(sorted((k, rel(v)) for k, v in a["scripts"].items())),
+                airflow_plugin=a["airflow_plugin"]))
 
         return {f.__name__: f for f in (runtime_line, provider_set, runtime_module)}
 
 
 _STDLIB_SHADOWS = {"logging", "json", "typing", "types", "email", "http", "io", "os", "sys",
                    "string", "random", "test", "runtime_test"}
+
+
+def _entry_point(value: str) -> str | None:
+    module, _, attr = value.partition(":")
+    if value and not (all(p.isidentifier() for p in module.split(".")) and attr.isidentifier()):
+        return f"{value!r} is not 'package.module:Class'"
+    return None
 
 
 def _import_name(value: str) -> str | None:

@@ -31,6 +31,7 @@ SHARE = "usr/local/share/runtime"
 ASTRO_UID = 50000
 FLAVORS = ("onbuild", "base")
 LAYER_WORKERS = 2
+MODULE_DIST_VERSION = "1.0.0"  # of the dist-info a module with an Airflow plugin gets
 PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
 
 
@@ -269,10 +270,27 @@ def _module_files(project: Project, module) -> list[tuple[str, Path]]:
     return files
 
 
+def _module_metadata(module) -> dict[str, str]:
+    """Generated files of a module that registers an Airflow plugin: a dist-info, so Airflow
+    finds the plugin by its entry point (whatever the user mounts over plugins/)."""
+    if not module.airflow_plugin:
+        return {}
+    dist = f"runtime_{module.name}"
+    info = f"site/{dist}-{MODULE_DIST_VERSION}.dist-info"
+    return {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\n"
+                            f"Version: {MODULE_DIST_VERSION}\nSummary: {module.description}\n",
+        f"{info}/entry_points.txt": f"[airflow.plugins]\n{module.name} = "
+                                    f"{module.airflow_plugin}\n",
+        f"{info}/INSTALLER": "runtime\n",
+    }
+
+
 def _module_digest(project: Project, module) -> list:
     return [module.name, module.import_name,
             [(rel, hashlib.sha256(f.read_bytes()).hexdigest(), bool(f.stat().st_mode & 0o100))
-             for rel, f in _module_files(project, module)]]
+             for rel, f in _module_files(project, module)],
+            sorted(_module_metadata(module).items())]
 
 
 def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer.Layer:
@@ -283,6 +301,11 @@ def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             dst.chmod(0o755 if rel.startswith("bin/") or src.stat().st_mode & 0o100 else 0o644)
+        for rel, text in _module_metadata(module).items():
+            dst = tree / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(text)
+            dst.chmod(0o644)
         wheel_install.compile_trees(inputs.rootfs(), [tree])
         return layer.write_entries(wheel_install.image_entries([tree]), inputs.cache, epoch,
                                    normalize_modes=True)

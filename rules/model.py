@@ -53,6 +53,7 @@ class RuntimeModule:
     srcs: tuple[str, ...]  # repo-relative paths
     description: str
     scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
+    airflow_plugin: str = ""  # "module:Class" registered as an `airflow.plugins` entry point
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ BUILD_PACKAGES = {
     "dpkg": "/usr/bin/dpkg-deb",
 }
 # ... and what the tests need on top: a Docker engine to run the images, the servers the
-# acceptance tests run them against, and the engine's user-project build
+# acceptance tests run them against, and a browser for the UI checks
 HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
                  "postgresql": "/usr/lib/postgresql/*/bin/postgres",
-                 "redis-server": "/usr/bin/redis-server"}
+                 "redis-server": "/usr/bin/redis-server",
+                 "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver"}
 
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:

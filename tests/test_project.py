@@ -115,3 +115,11 @@ def test_unknown_line_lists_known_lines():
     with pytest.raises(UserError) as err:
         project.load(REPO).line("9.9")
     assert str(err.value) == "unknown runtime line '9.9'; known lines: 3.0, 4.0, 4.1, 4.2, 5.0"
+
+
+def test_the_ui_module_registers_its_airflow_plugin(repo_copy):
+    assert project.load(REPO).modules["//ui:ui"].airflow_plugin == \
+        "runtime_ui.plugin:RuntimeUIPlugin"
+    edit(repo_copy / "ui" / "BUILD", '"runtime_ui.plugin:RuntimeUIPlugin"', '"runtime_ui.plugin"')
+    with pytest.raises(BuildFileError, match="'runtime_ui.plugin' is not 'package.module:Class'"):
+        project.load(repo_copy)

@@ -1,1 +1,2 @@
-"""Airflow plugin: Runtime version and image tag in the footer, resource links (Runtime module; built out in its own issue)."""
+"""Airflow plugin of the Runtime: the Runtime version, Airflow version and image tag (with a
+short digest) in the footer of every page, and a "Runtime" menu of resource links."""
