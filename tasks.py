@@ -3,9 +3,10 @@
 Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
 """
 
-from invoke import Collection, task
-
+import shlex
 from pathlib import Path
+
+from invoke import Collection, task
 
 from rules import debian_lock, pip_lock, project, report
 from rules.cli import user_errors
@@ -100,7 +101,7 @@ def test(c, k=None, slow=True):
     system_deps.ensure()
     args = ["python", "-m", "pytest", "-ra"]
     if k:
-        args += ["-k", repr(k)]
+        args += ["-k", shlex.quote(k)]
     if not slow:
         args += ["-m", "'not slow'"]
     if not slow:
@@ -135,7 +136,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
         for name in names:
             args = f"python -m pytest -ra -m acceptance --junitxml={reports[name]}"
             if k:
-                args += f" -k {k!r}"
+                args += f" -k {shlex.quote(k)}"
             run = c.run(args, pty=False, warn=True,
                         env={"DOCKER_HOST": host, "RUNTIME_TEST_LINE": name})
             if run.exited != 0:

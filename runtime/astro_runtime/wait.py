@@ -87,9 +87,10 @@ def wait_for_database(url: str, timeout: float) -> None:
     if url.startswith("sqlite"):
         return
     from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
 
     args = {"connect_timeout": 5} if url.startswith(("postgres", "mysql")) else {}
-    engine = create_engine(url, connect_args=args, poolclass=_null_pool())
+    engine = create_engine(url, connect_args=args, poolclass=NullPool)
 
     def attempt():
         with engine.connect() as connection:
@@ -99,12 +100,6 @@ def wait_for_database(url: str, timeout: float) -> None:
         _until_ready("the metadata database", _safe(url), attempt, timeout)
     finally:
         engine.dispose()
-
-
-def _null_pool():
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def wait_for_broker(url: str, timeout: float) -> None:
