@@ -24,10 +24,15 @@ QUIET_AIRFLOW = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                  "AIRFLOW__WEBSERVER__WORKERS": "1"}
 
 
-def _args(user=None, network="none", env=None, volumes=None, name=None):
+def _args(user=None, network="none", env=None, volumes=None, name=None, cpus=None,
+          memory=None):
     args = ["--network", network]
     if user:
         args += ["--user", user]
+    if cpus:
+        args += ["--cpus", str(cpus)]
+    if memory:
+        args += ["--memory", memory]
     if name:
         args += ["--name", name]
     for key, value in (env or {}).items():

@@ -18,19 +18,8 @@ LOCAL = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
          "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow@127.0.0.1:1/airflow"}
 
 
-def run_limited(img, *cmd, cpus=None, memory=None, env=None, extra=()):
-    args = ["docker", "run", "--rm", "--network", "none", *extra]
-    if cpus:
-        args += ["--cpus", str(cpus)]
-    if memory:
-        args += ["--memory", memory]
-    for key, value in (env or {}).items():
-        args += ["-e", f"{key}={value}"]
-    return subprocess.run([*args, img, *cmd], capture_output=True, text=True, timeout=300)
-
-
 def info(img, **kw) -> dict:
-    proc = run_limited(img, "runtime-info", "--json", **kw)
+    proc = docker_run(img, "runtime-info", "--json", **kw)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -55,7 +44,7 @@ def test_defaults_follow_the_container_limits(images, cpus, memory, gib, slots, 
     assert chosen["workers"] == (str(web), "computed")
     assert chosen["parsing_processes"] == (str(cpus), "computed")
     # ... and Airflow itself reads them
-    proc = run_limited(img, "bash", "-c", "airflow config get-value core parallelism; "
+    proc = docker_run(img, "bash", "-c", "airflow config get-value core parallelism; "
                        "airflow config get-value webserver workers", cpus=cpus, memory=memory,
                        env=LOCAL)
     assert proc.stdout.split()[-2:] == [str(slots), str(web)], proc.stdout + proc.stderr
@@ -65,17 +54,17 @@ def test_the_users_value_wins(images):
     env = {**LOCAL, "AIRFLOW__CORE__PARALLELISM": "7"}
     chosen = settings_of(info(images["base"], cpus=1, memory="2g", env=env))
     assert chosen["parallelism"] == ("7", "user (env AIRFLOW__CORE__PARALLELISM)")
-    proc = run_limited(images["base"], "airflow", "config", "get-value", "core", "parallelism",
+    proc = docker_run(images["base"], "airflow", "config", "get-value", "core", "parallelism",
                        cpus=1, memory="2g", env=env)
     assert proc.stdout.split()[-1] == "7"
 
 
 def test_a_nonsense_override_stops_the_start(images):
     message = "runtime: AIRFLOW__CORE__PARALLELISM='abc' is not a whole number"
-    proc = run_limited(images["base"], "version", env={"AIRFLOW__CORE__PARALLELISM": "abc"})
+    proc = docker_run(images["base"], "version", env={"AIRFLOW__CORE__PARALLELISM": "abc"})
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     # a debugging shell still starts, after the same message
-    shell = run_limited(images["base"], "bash", "-c", "echo shell",
+    shell = docker_run(images["base"], "bash", "-c", "echo shell",
                         env={"AIRFLOW__CORE__PARALLELISM": "abc"})
     assert shell.stdout == "shell\n" and message in shell.stderr
 
@@ -86,9 +75,9 @@ def test_a_nonsense_memory_limit_file_stops_the_start(images):
         fake.chmod(0o755)
         (fake / "memory").mkdir(mode=0o755)
         (fake / "memory" / "memory.limit_in_bytes").write_text("-1\n")
-        proc = run_limited(images["base"], "version",
+        proc = docker_run(images["base"], "version",
                            env={"RUNTIME_CGROUP_ROOT": "/fake-cgroup"},
-                           extra=["-v", f"{fake}:/fake-cgroup:ro"])
+                           volumes={str(fake): "/fake-cgroup:ro"})
     assert proc.returncode == 1
     assert "/fake-cgroup/memory/memory.limit_in_bytes holds '-1': not a positive limit" in \
         proc.stderr
@@ -104,7 +93,7 @@ def test_version_metadata(images):
                                              "RUNTIME_IMAGE_DIGEST": "sha256:abc"})
     assert (deployed["image_tag"], deployed["image_digest"]) == \
         ("registry.local/acme:1", "sha256:abc")
-    text = run_limited(images["onbuild"], "runtime-info").stdout
+    text = docker_run(images["onbuild"], "runtime-info").stdout
     assert f"Runtime {RUNTIME.version}" in text and "parallelism" in text
 
 
