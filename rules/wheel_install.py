@@ -3,10 +3,15 @@
 Each wheel is installed once by pypa's ``installer`` into a package tree in the cache
 (``site/`` for purelib and platlib, ``bin/``, ``data/``, ``include/``), keyed by the wheel's
 sha256 and the install recipe; script shebangs point at the image's python. Trees are then
-byte-compiled by the image's own python3.9 (``rules.compile_driver`` in a chroot).
+byte-compiled by the image's own python3.9 (``rules.compile_driver`` in a chroot). Shared
+objects in image trees lose their symbol tables and debug sections (``rules.elf_strip``), and
+the wheel's RECORD is updated to match.
 """
 
+import base64
+import csv
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -18,10 +23,10 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
-from rules import chroot
+from rules import chroot, elf_strip
 from rules.errors import UserError
 
-INSTALL_VERSION = 1  # bump when the recipe changes
+INSTALL_VERSION = 2  # bump when the recipe changes
 PYTHON = "/usr/bin/python3.9"
 SITE = "usr/local/lib/python3.9/dist-packages"
 # package tree folder -> image path
@@ -58,6 +63,8 @@ def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs) -
         works = [_unpack(blob, filename, cache, key, name)
                  for (blob, filename, key, name), _ in pending]
         try:
+            for work in works:
+                strip_tree(work)
             compile_trees(rootfs(), works)
         except BaseException:
             for work in works:
@@ -97,6 +104,39 @@ def _publish(work: Path, done: Path) -> None:
         os.rename(work, done)
     except OSError:  # a concurrent build published the same tree first: identical
         shutil.rmtree(work, ignore_errors=True)
+
+
+def strip_tree(tree: Path) -> int:
+    """Strip the ELF files of a package tree in place and rewrite its RECORD rows for them;
+    returns the bytes saved."""
+    saved, changed = 0, {}
+    for folder in IMAGE_PATHS:
+        root = tree / folder
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.is_symlink() or not path.is_file() or not elf_strip.is_elf(path):
+                continue
+            gained = elf_strip.strip_file(path)
+            if gained:
+                saved += gained
+                changed[path] = path.read_bytes()
+    if changed:
+        for record in (tree / "site").glob("*.dist-info/RECORD"):
+            _update_record(record, tree / "site", changed)
+    return saved
+
+
+def _update_record(record: Path, site: Path, changed: dict[Path, bytes]) -> None:
+    rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+    for row in rows:
+        if not row:
+            continue
+        data = changed.get(Path(os.path.normpath(site / row[0])))
+        if data is not None:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            row[1:3] = [f"sha256={digest.decode()}", str(len(data))]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    record.write_text(out.getvalue(), encoding="utf-8")
 
 
 def compile_trees(rootfs: Path, trees: list[Path]) -> None:

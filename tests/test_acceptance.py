@@ -4,6 +4,7 @@ flavors; `./dev test-image --runtime X` runs them for any line. Containers use -
 or --network host with servers on 127.0.0.1 only."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,18 @@ def test_modules_of_every_extra_import(img):
     # (openlineage-airflow 0.2/0.3 log warnings about optional extractors on stdout)
     out = sh(img, f"python3.9 -c \"{script}\"").strip().splitlines()
     assert out[-1] == f"imported {len(modules)}"
+
+
+def test_every_shared_object_loads(img):
+    """The build strips symbol tables from the wheels' shared objects: every extension module
+    still imports and every other library still opens (auditwheel's bundled libraries are
+    loaded by the extension that needs them)."""
+    checks = Path(__file__).with_name("in_image")
+    out = sh(img, "python3.9 /checks/load_shared_objects.py 2>/dev/null",
+             volumes={checks: "/checks:ro"})
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["failed"] == []
+    assert report["imported"] >= 20 and report["imported"] + report["opened"] == report["files"]
 
 
 def test_airflow_info_runs(img):

@@ -1,0 +1,104 @@
+"""rules.elf_strip on a real shared library built here with gcc -g, checked with readelf and by
+loading it; and the RECORD rewrite of a stripped package tree."""
+
+import base64
+import ctypes
+import csv
+import hashlib
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from rules import elf_strip, wheel_install
+
+pytestmark = pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("readelf")),
+                                reason="needs gcc and readelf")
+SOURCE = """
+static int table[64];
+int runtime_add(int a, int b) { table[a & 63] = b; return a + b + table[a & 63] - b; }
+const char *runtime_name(void) { return "runtime"; }
+"""
+
+
+@pytest.fixture
+def library(tmp_path):
+    (tmp_path / "lib.c").write_text(SOURCE)
+    out = tmp_path / "libruntime.so"
+    subprocess.run(["gcc", "-g", "-O1", "-shared", "-fPIC", "-o", out, tmp_path / "lib.c"],
+                   check=True)
+    return out
+
+
+def readelf(*args):
+    proc = subprocess.run(["readelf", "-W", *map(str, args)], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr == ""
+    return proc.stdout
+
+
+def section_names(path):
+    return {line.split("]", 1)[1].split()[0] for line in readelf("-S", path).splitlines()
+            if line.strip().startswith("[") and "]" in line and "Nr]" not in line}
+
+
+def test_drops_symbols_and_debug_keeps_what_the_loader_needs(library, tmp_path):
+    before = library.read_bytes()
+    assert {".symtab", ".strtab", ".debug_info"} <= section_names(library)
+    out = elf_strip.strip_bytes(before)
+    stripped = tmp_path / "stripped.so"
+    stripped.write_bytes(out)
+    names = section_names(stripped)
+    assert not {".symtab", ".strtab"} & names and not any(n.startswith(".debug") for n in names)
+    assert {".dynsym", ".dynstr", ".text", ".shstrtab"} <= names
+    assert len(out) < len(before)
+    for what in ("--dyn-syms", "-d", "-l", "-r"):
+        assert readelf(what, stripped).replace(str(stripped), "F") == \
+            readelf(what, library).replace(str(library), "F")
+    lib = ctypes.CDLL(str(stripped))
+    assert lib.runtime_add(40, 2) == 42
+    lib.runtime_name.restype = ctypes.c_char_p
+    assert lib.runtime_name() == b"runtime"
+
+
+def test_same_bytes_every_time_and_nothing_left_to_strip(library):
+    once = elf_strip.strip_bytes(library.read_bytes())
+    assert once == elf_strip.strip_bytes(library.read_bytes())
+    assert elf_strip.strip_bytes(once) is None
+    assert elf_strip.strip_bytes(b"#!/bin/sh\necho not elf\n") is None
+
+
+def test_unusual_layout_is_left_alone(library):
+    """Debug data before the mapped part (as some patchelf edits leave): not touched."""
+    data = bytearray(library.read_bytes())
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    shnum, shstrndx = struct.unpack_from("<HH", data, 0x3C)
+    for i in range(1, shnum):
+        at = shoff + i * 64
+        flags = struct.unpack_from("<Q", data, at + 8)[0]
+        if not flags & 0x2 and i != shstrndx:  # debug and symbols "before" the mapped part
+            struct.pack_into("<Q", data, at + 24, 0x40)
+    assert elf_strip.strip_bytes(bytes(data)) is None
+    assert elf_strip.strip_bytes(library.read_bytes()) is not None  # (the control)
+
+
+def test_strip_tree_rewrites_record(library, tmp_path):
+    tree = tmp_path / "tree"
+    pkg = tree / "site" / "pkg"
+    pkg.mkdir(parents=True)
+    shutil.copyfile(library, pkg / "_native.so")
+    (pkg / "__init__.py").write_text("")
+    info = tree / "site" / "pkg-1.0.dist-info"
+    info.mkdir()
+    record = info / "RECORD"
+    record.write_text("pkg/__init__.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n"
+                      f"pkg/_native.so,sha256=old,{library.stat().st_size}\n"
+                      "pkg-1.0.dist-info/RECORD,,\n")
+    saved = wheel_install.strip_tree(tree)
+    data = (pkg / "_native.so").read_bytes()
+    assert saved == library.stat().st_size - len(data) > 0
+    rows = list(csv.reader(record.read_text().splitlines()))
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    assert rows[1] == ["pkg/_native.so", f"sha256={digest}", str(len(data))]
+    assert rows[0][1].startswith("sha256=47DEQ") and rows[2] == ["pkg-1.0.dist-info/RECORD", "", ""]
