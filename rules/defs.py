@@ -170,15 +170,25 @@ class Collector:
                 "scripts": Field(dict, {}),
                 "description": Field(str, ""),
                 "airflow_plugin": Field(str, "", _entry_point),
+                "env": Field(dict, {}, _env_names),
+                "airflow_home": Field(dict, {}),
             }, kw)
             rel = (lambda s: f"{package}/{s}" if package else s)
             self.modules.append(model.RuntimeModule(
                 label=label(a["name"]), name=a["name"], import_name=a["import_name"],
                 srcs=tuple(rel(s) for s in a["srcs"]), description=a["description"],
                 scripts=tuple(sorted((k, rel(v)) for k, v in a["scripts"].items())),
-                airflow_plugin=a["airflow_plugin"]))
+                airflow_plugin=a["airflow_plugin"], env=tuple(sorted(a["env"].items())),
+                airflow_home=tuple(sorted((k, rel(v)) for k, v in a["airflow_home"].items()))))
 
         return {f.__name__: f for f in (runtime_line, provider_set, runtime_module)}
+
+
+def _env_names(env: dict) -> str | None:
+    for name in env:
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", name):
+            return f"'{name}' is not an environment variable name (A-Z, 0-9, _)"
+    return None
 
 
 _STDLIB_SHADOWS = {"logging", "json", "typing", "types", "email", "http", "io", "os", "sys",

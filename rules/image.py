@@ -267,6 +267,8 @@ def _module_files(project: Project, module) -> list[tuple[str, Path]]:
             files.append((f"site/{path.name}", path))
     for name, src in module.scripts:
         files.append((f"bin/{name}", root / src))
+    for name, src in module.airflow_home:
+        files.append((f"home/{name}", root / src))
     return files
 
 
@@ -307,8 +309,12 @@ def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer
             dst.write_text(text)
             dst.chmod(0o644)
         wheel_install.compile_trees(inputs.rootfs(), [tree])
-        return layer.write_entries(wheel_install.image_entries([tree]), inputs.cache, epoch,
-                                   normalize_modes=True)
+        entries = wheel_install.image_entries([tree])
+        home = tree / "home"
+        for rel in (layer.walk(home) if home.is_dir() else []):
+            entries[f"{AIRFLOW_HOME.strip('/')}/{rel}"] = home / rel
+        # (AIRFLOW_HOME itself, owned by astro, comes from the config layer, which is last)
+        return layer.write_entries(entries, inputs.cache, epoch, normalize_modes=True)
 
 
 def _version_metadata(line: RuntimeLine) -> dict:
@@ -373,6 +379,7 @@ def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) ->
             "PIP_DISABLE_PIP_VERSION_CHECK=1",
             "PYTHONUNBUFFERED=1",
             "LANG=C.UTF-8",
+            *(f"{k}={v}" for label in line.modules for k, v in project.modules[label].env),
         ],
         "Entrypoint": ["/usr/bin/dumb-init", "--", "/usr/local/bin/runtime-entrypoint"],
         "Cmd": [],

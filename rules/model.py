@@ -54,6 +54,8 @@ class RuntimeModule:
     description: str
     scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
     airflow_plugin: str = ""  # "module:Class" registered as an `airflow.plugins` entry point
+    env: tuple[tuple[str, str], ...] = ()  # (name, value) added to the image's environment
+    airflow_home: tuple[tuple[str, str], ...] = ()  # (name in AIRFLOW_HOME, repo-relative source)
 
 
 @dataclass(frozen=True)

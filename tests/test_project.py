@@ -123,3 +123,12 @@ def test_the_ui_module_registers_its_airflow_plugin(repo_copy):
     edit(repo_copy / "ui" / "BUILD", '"runtime_ui.plugin:RuntimeUIPlugin"', '"runtime_ui.plugin"')
     with pytest.raises(BuildFileError, match="'runtime_ui.plugin' is not 'package.module:Class'"):
         project.load(repo_copy)
+
+
+def test_module_env_and_airflow_home_files(repo_copy):
+    security = project.load(REPO).modules["//security:security"]
+    assert dict(security.env)["AIRFLOW__API__AUTH_BACKEND"] == "runtime_security.api_auth"
+    assert security.airflow_home == (("webserver_config.py", "security/webserver_config.py"),)
+    edit(repo_copy / "security" / "BUILD", '"AIRFLOW__API__AUTH_BACKEND"', '"lower-case"')
+    with pytest.raises(BuildFileError, match="'lower-case' is not an environment variable name"):
+        project.load(repo_copy)
