@@ -20,6 +20,7 @@ ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
                                 pip_lock.default_cache() / "artifacts")) / "ui" / LINE
 DAG_ID = "runtime_acceptance"
 ADMIN = ("admin", "runtime-ui-test")
+PASSWORD_LOGIN = {"RUNTIME_AUTH_PASSWORD_LOGIN": "true"}  # (tokens: test_acceptance_security)
 LINKS = {"Documentation", "Release notes", "Airflow documentation", "Support"}
 # sqlite, a scheduler in the background to register the DAG, an admin user, the webserver
 START = ("airflow db init >/dev/null 2>&1 && airflow users create --role Admin --username {0} "
@@ -59,7 +60,7 @@ def browser():
 def start_webserver(img, name, env=None):
     port = services.free_port()
     handle = container(img, "bash", "-c", START.format(*ADMIN, port), name=name, network="host",
-                       env={**QUIET_AIRFLOW, **(env or {})},
+                       env={**QUIET_AIRFLOW, **PASSWORD_LOGIN, **(env or {})},
                        volumes={str(DAGS): "/usr/local/airflow/dags:ro"})
     return port, handle
 

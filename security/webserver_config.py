@@ -1,0 +1,12 @@
+"""The webserver configuration of a Runtime image ($AIRFLOW_HOME/webserver_config.py):
+platform-issued identities through the Runtime security manager. A project that ships its own
+webserver_config.py replaces this one."""
+
+from flask_appbuilder.security.manager import AUTH_DB
+
+from runtime_security.manager import RuntimeSecurityManager
+
+WTF_CSRF_ENABLED = True
+AUTH_TYPE = AUTH_DB  # the password form, only when RUNTIME_AUTH_PASSWORD_LOGIN=true
+AUTH_USER_REGISTRATION = False
+SECURITY_MANAGER_CLASS = RuntimeSecurityManager

@@ -1,0 +1,386 @@
+"""The security manager against a real webserver process, over HTTP: platform-issued tokens
+(minted in the image by tests/in_image/mint_tokens.py with its own PyJWT), a role matrix in the
+UI and the REST API, an attack matrix, key rotation, role changes that end sessions, and custom
+roles that survive the token's sync. sqlite, a scheduler to register the DAG, one webserver on
+127.0.0.1. The flavors share every layer, so the base flavor stands for both."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from rules import pip_lock
+from tests import services
+from tests.containers import DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, docker_run, \
+    wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
+IN_IMAGE = Path(__file__).with_name("in_image")
+ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
+                                pip_lock.default_cache() / "artifacts")) / "security" / LINE
+AUDIENCE, ISSUER = "runtime-tests", "https://platform.runtime.test"
+DAG_ID = "runtime_acceptance"
+SEED_RUN, SEED_DATE = "seed", "2022-06-01T00:00:00+00:00"
+ROLES = ("Viewer", "User", "Op", "Admin")
+EVERYONE, EDITORS, OPERATORS, NOBODY = set(ROLES), {"User", "Op", "Admin"}, {"Op", "Admin"}, set()
+# Airflow's default permissions, plus the platform's rule: no user or role edits for anyone.
+EXPECTED = {"list DAGs": EVERYONE, "view logs": EVERYONE, "trigger a DAG": EDITORS,
+            "clear a task": EDITORS, "edit a connection": OPERATORS,
+            "edit a variable": OPERATORS, "create a user": NOBODY, "change roles": NOBODY}
+START = ("airflow db init >/dev/null 2>&1 && (airflow scheduler >/tmp/scheduler.log 2>&1 &) && "
+         "exec airflow webserver --hostname 127.0.0.1 --port {0}")
+
+
+def mint(images, directory, *args) -> dict:
+    proc = docker_run(images["base"], "python3.9", "/checks/mint_tokens.py", "/auth", AUDIENCE,
+                      ISSUER, *args, user="0",
+                      volumes={str(directory): "/auth", str(IN_IMAGE): "/checks:ro"})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def auth_dir(images):
+    with tempfile.TemporaryDirectory(prefix="runtime-auth-") as tmp:
+        Path(tmp).chmod(0o755)
+        tokens = mint(images, tmp)
+        shutil.copyfile(Path(tmp) / "jwks.json", Path(tmp) / "jwks-first.json")
+        yield Path(tmp), tokens
+
+
+@pytest.fixture(scope="module")
+def server(images, auth_dir):
+    directory, tokens = auth_dir
+    port = services.free_port()
+    env = {**QUIET_AIRFLOW, "RUNTIME_AUTH_JWKS_FILE": "/auth/jwks.json",
+           "RUNTIME_AUTH_AUDIENCE": AUDIENCE, "RUNTIME_AUTH_ISSUER": ISSUER,
+           "RUNTIME_AUTH_REVOKED_FILE": "/auth/revoked.txt"}
+    name = f"runtime-security-{port}"
+    with container(images["base"], "bash", "-c", START.format(port), name=name, network="host", env=env,
+                   volumes={str(directory): "/auth:ro", str(DAGS): "/usr/local/airflow/dags:ro"}):
+        base = f"http://127.0.0.1:{port}"
+        admin = {"Authorization": f"Bearer {tokens['good']['Admin']}"}
+        wait_until(lambda: _status(f"{base}/api/v1/dags/{DAG_ID}", headers=admin) == 200, 300,
+                   "the webserver serving the DAG")
+        seed = requests.post(f"{base}/api/v1/dags/{DAG_ID}/dagRuns", headers=admin, timeout=30,
+                             json={"dag_run_id": SEED_RUN, "execution_date": SEED_DATE})
+        assert seed.status_code == 200, seed.text
+        yield base, tokens, name
+
+
+def _status(url, **kw):
+    try:
+        return requests.get(url, timeout=10, allow_redirects=False, **kw).status_code
+    except requests.RequestException:
+        return None
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def browser_session(base, token) -> requests.Session:
+    """A browser's session made from the platform's token."""
+    s = requests.Session()
+    r = s.post(f"{base}/runtime/login", data={"token": token}, allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/home"), r.text
+    return s
+
+
+def csrf(session, base) -> str:
+    page = session.get(f"{base}/home", timeout=30)
+    return re.search(r'name="csrf_token" content="([^"]+)"', page.text).group(1)
+
+
+def ui_outcome(response) -> str:
+    location = response.headers.get("Location", "")
+    if response.status_code == 403 or (response.status_code == 302 and "/login" in location):
+        return "refused"
+    if response.status_code in (200, 302):
+        return "allowed"
+    return f"HTTP {response.status_code}"
+
+
+def api_outcome(response) -> str:
+    if response.status_code == 403:
+        return "refused"
+    if response.status_code in (200, 204):
+        return "allowed"
+    return f"HTTP {response.status_code}: {response.text[:120]}"
+
+
+def ui_cell(base, token, action, role, user_ids) -> str:
+    s = browser_session(base, token)
+    form = {"csrf_token": csrf(s, base)}
+    kw = {"allow_redirects": False, "timeout": 60}
+    suffix = f"{role.lower()}_ui"
+    if action == "list DAGs":
+        r = s.get(f"{base}/home", **kw)
+        return ui_outcome(r) if r.status_code != 200 or DAG_ID in r.text else "DAG missing"
+    if action == "view logs":
+        return ui_outcome(s.get(f"{base}/get_logs_with_metadata", params={
+            "dag_id": DAG_ID, "task_id": "extract", "execution_date": SEED_DATE,
+            "try_number": "1", "metadata": "null"}, **kw))
+    if action == "trigger a DAG":
+        return ui_outcome(s.post(f"{base}/trigger", params={"dag_id": DAG_ID},
+                                 data={**form, "conf": "{}"}, **kw))
+    if action == "clear a task":
+        return ui_outcome(s.post(f"{base}/clear", data={
+            **form, "dag_id": DAG_ID, "task_id": "extract", "execution_date": SEED_DATE,
+            "confirmed": "false"}, **kw))
+    if action == "edit a connection":
+        return ui_outcome(s.post(f"{base}/connection/add", data={
+            **form, "conn_id": f"c_{suffix}", "conn_type": "http"}, **kw))
+    if action == "edit a variable":
+        return ui_outcome(s.post(f"{base}/variable/add", data={
+            **form, "key": f"v_{suffix}", "val": "1"}, **kw))
+    if action == "create a user":
+        return ui_outcome(s.post(f"{base}/users/add", data={
+            **form, "first_name": "M", "last_name": "X", "username": f"made_{suffix}",
+            "email": f"made_{suffix}@example.com", "roles": "1", "password": "Pw-123456",
+            "conf_password": "Pw-123456"}, **kw))
+    if action == "change roles":
+        return ui_outcome(s.post(f"{base}/users/edit/{user_ids[role]}", data={
+            **form, "first_name": "M", "last_name": "X", "username": role.lower(),
+            "email": f"{role.lower()}@example.com", "roles": "1", "active": "y"}, **kw))
+    raise AssertionError(action)
+
+
+def api_cell(base, token, action, role) -> str:
+    h, kw = bearer(token), {"timeout": 60, "allow_redirects": False}
+    suffix = f"{role.lower()}_api"
+    dag = f"{base}/api/v1/dags/{DAG_ID}"
+    if action == "list DAGs":
+        return api_outcome(requests.get(f"{base}/api/v1/dags", headers=h, **kw))
+    if action == "view logs":
+        return api_outcome(requests.get(
+            f"{dag}/dagRuns/{SEED_RUN}/taskInstances/extract/logs/1", headers=h, **kw))
+    if action == "trigger a DAG":
+        return api_outcome(requests.post(f"{dag}/dagRuns", headers=h, json={
+            "dag_run_id": f"run_{suffix}"}, **kw))
+    if action == "clear a task":
+        return api_outcome(requests.post(f"{dag}/clearTaskInstances", headers=h, json={
+            "dry_run": True, "task_ids": ["extract"]}, **kw))
+    if action == "edit a connection":
+        return api_outcome(requests.post(f"{base}/api/v1/connections", headers=h, json={
+            "connection_id": f"c_{suffix}", "conn_type": "http"}, **kw))
+    if action == "edit a variable":
+        return api_outcome(requests.post(f"{base}/api/v1/variables", headers=h, json={
+            "key": f"v_{suffix}", "value": "1"}, **kw))
+    if action == "create a user":
+        return api_outcome(requests.post(f"{base}/api/v1/users", headers=h, json={
+            "username": f"made_{suffix}", "email": f"made_{suffix}@example.com",
+            "first_name": "M", "last_name": "X", "roles": [{"name": "Admin"}],
+            "password": "Pw-123456"}, **kw))
+    if action == "change roles":
+        return api_outcome(requests.patch(
+            f"{base}/api/v1/users/{role.lower()}", params={"update_mask": "roles"}, headers=h,
+            json={"roles": [{"name": "Admin"}]}, **kw))
+    raise AssertionError(action)
+
+
+def users(name) -> list[dict]:
+    """The users as the database holds them (Airflow's CLI in the server container; some
+    versions print log lines before the JSON)."""
+    out = subprocess.run(["docker", "exec", name, "airflow", "users", "list", "--output",
+                          "json"], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() in ("[", "[]") or line.lstrip().startswith("[{"):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                continue
+    raise AssertionError(f"no JSON in: {out[-500:]}")
+
+
+def user_roles(name, username) -> list[str]:
+    rows = users(name)
+    found = [r for r in rows if r["username"] == username]
+    if not found:
+        return []
+    roles = found[0]["roles"]
+    return sorted(roles if isinstance(roles, list) else re.findall(r"\w+", roles))
+
+
+def test_role_matrix_in_ui_and_rest_api(server):
+    base, tokens, name = server
+    for role in ROLES:  # the users exist once they have called once
+        assert requests.get(f"{base}/api/v1/dags", headers=bearer(tokens["good"][role]),
+                            timeout=30).status_code in (200, 403)
+    user_ids = {r["username"].title(): r["id"] for r in users(name)}
+    got, want = {}, {}
+    for action, allowed in EXPECTED.items():
+        for role in ROLES:
+            token = tokens["good"][role]
+            expected = "allowed" if role in allowed else "refused"
+            want[(action, role, "UI")] = want[(action, role, "REST")] = expected
+            got[(action, role, "UI")] = ui_cell(base, token, action, role, user_ids)
+            got[(action, role, "REST")] = api_cell(base, token, action, role)
+    write_matrix(got)
+    wrong = {cell: (got[cell], want[cell]) for cell in want if got[cell] != want[cell]}
+    assert not wrong, "\n".join(f"{c}: got {g}, want {w}" for c, (g, w) in wrong.items())
+    for role in ROLES:  # nobody's roles changed, and no user was made
+        assert user_roles(name, role.lower()) == [role]
+    assert not [u for u in user_ids if u.lower().startswith("made_")]
+    assert user_roles(name, "made_admin_api") == [] and user_roles(name, "made_admin_ui") == []
+
+
+def write_matrix(got):
+    """The observed matrix as a markdown table, kept as an artifact."""
+    lines = ["| action | " + " | ".join(f"{r} UI | {r} REST" for r in ROLES) + " |",
+             "|---" * (1 + 2 * len(ROLES)) + "|"]
+    for action in EXPECTED:
+        cells = [got[(action, r, s)] for r in ROLES for s in ("UI", "REST")]
+        lines.append(f"| {action} | " + " | ".join(cells) + " |")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "role-matrix.md").write_text(
+        f"Runtime {RUNTIME.version} (Airflow {RUNTIME.airflow})\n\n" + "\n".join(lines) + "\n")
+
+
+ATTACKS = ("garbage", "alg-none", "hs256-public-key-as-secret", "wrong-key", "expired",
+           "nbf-in-future", "wrong-aud", "wrong-iss", "roles-not-a-list", "unknown-role",
+           "empty-roles", "payload-altered", "deleted-user", "oversized", "no-exp", "no-sub",
+           "es256-with-rsa-kid", "rs256-with-ec-kid", "unknown-kid")
+
+
+@pytest.mark.parametrize("attack", ("no token", "basic auth") + ATTACKS)
+def test_attack_is_refused_with_no_session(server, attack):
+    base, tokens, name = server
+    if attack == "no token":
+        headers = {}
+    elif attack == "basic auth":
+        headers = {"Authorization": "Basic YWRtaW46YWRtaW4="}  # admin:admin
+    else:
+        headers = bearer(tokens["bad"][attack])
+    api = requests.get(f"{base}/api/v1/dags", headers=headers, timeout=30)
+    assert api.status_code in (401, 403), (api.status_code, api.text[:200])
+    # The cookies it handed out, if any, authenticate nothing.
+    after = requests.get(f"{base}/api/v1/dags", cookies=api.cookies, timeout=30)
+    assert after.status_code == 401
+    if attack in ATTACKS:  # the same token at the browser's sign-in
+        s = requests.Session()
+        login = s.post(f"{base}/runtime/login", data={"token": tokens["bad"][attack]},
+                       allow_redirects=False, timeout=30)
+        assert login.status_code in (401, 403), (login.status_code, login.text[:200])
+        home = s.get(f"{base}/home", allow_redirects=False, timeout=30)
+        assert home.status_code == 302 and "/login" in home.headers["Location"]
+    if attack == "deleted-user":
+        assert user_roles(name, "deleted-user") == []
+
+
+def test_password_form_is_off(server):
+    base, _, _ = server
+    assert requests.get(f"{base}/login/", timeout=30).status_code == 403
+    s = requests.Session()
+    posted = s.post(f"{base}/login/", data={"username": "admin", "password": "admin"},
+                    allow_redirects=False, timeout=30)
+    assert posted.status_code in (400, 403)  # (400: Airflow's CSRF check answers first)
+    home = s.get(f"{base}/home", allow_redirects=False, timeout=30)
+    assert home.status_code == 302 and "/login" in home.headers["Location"]
+
+
+def test_es256_and_clock_leeway(server, auth_dir, images):
+    base, tokens, _ = server
+    skewed = mint(images, auth_dir[0], "skewed")["good"]["skewed"]  # expired 10 s ago
+    for name, token in (("es256", tokens["good"]["es256"]), ("skewed", skewed)):
+        r = requests.get(f"{base}/api/v1/dags", headers=bearer(token), timeout=30)
+        assert r.status_code == 200, (name, r.text[:200])
+
+
+VERIFY = """
+import json, sys
+from runtime_security.tokens import InvalidToken, Verifier
+out = {}
+for name, token in json.load(sys.stdin).items():
+    try:
+        out[name] = list(Verifier().verify(token).roles)
+    except InvalidToken as e:
+        out[name] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_a_pem_public_key_and_a_size_limit(images, auth_dir):
+    """The verifier alone, in the image: one PEM key instead of a JWKS, a smaller size limit."""
+    directory, tokens = auth_dir
+    sample = {"viewer": tokens["good"]["Viewer"], "es256": tokens["good"]["es256"],
+              "wrong-key": tokens["bad"]["wrong-key"]}
+    limit = max(map(len, sample.values()))
+    sample["oversized"] = tokens["bad"]["oversized"]  # validly signed, but over the limit
+    env = {"RUNTIME_AUTH_PUBLIC_KEY_FILE": "/auth/rsa-1.pub.pem", "RUNTIME_AUTH_AUDIENCE":
+           AUDIENCE, "RUNTIME_AUTH_ISSUER": ISSUER, "RUNTIME_AUTH_MAX_TOKEN_BYTES": str(limit)}
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--network", "none", "-v", f"{directory}:/auth:ro",
+         *(f"-e{k}={v}" for k, v in env.items()), "--entrypoint", "python3.9", images["base"],
+         "-c", VERIFY], input=json.dumps(sample), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["viewer"] == ["Viewer"]
+    assert result["es256"] == "invalid token: cannot verify"  # an RSA key cannot check ES256
+    assert result["wrong-key"] == "invalid token: InvalidSignatureError"
+    assert result["oversized"] == "token too large"
+
+
+def test_rest_api_makes_no_session(server):
+    base, tokens, _ = server
+    r = requests.get(f"{base}/api/v1/dags", headers=bearer(tokens["good"]["Admin"]), timeout=30)
+    assert r.status_code == 200
+    assert requests.get(f"{base}/api/v1/dags", cookies=r.cookies, timeout=30).status_code == 401
+
+
+def test_new_roles_end_the_old_session(server):
+    base, tokens, name = server
+    s = browser_session(base, tokens["good"]["carol-op"])
+    assert s.get(f"{base}/connection/list/", allow_redirects=False, timeout=30).status_code == 200
+    # The platform demotes carol: her next token says Viewer.
+    r = requests.get(f"{base}/api/v1/dags", headers=bearer(tokens["good"]["carol-viewer"]),
+                     timeout=30)
+    assert r.status_code == 200 and user_roles(name, "carol") == ["Viewer"]
+    ended = s.get(f"{base}/connection/list/", allow_redirects=False, timeout=30)
+    assert ended.status_code == 401
+    again = s.get(f"{base}/home", allow_redirects=False, timeout=30)
+    assert again.status_code == 302 and "/login" in again.headers["Location"]
+
+
+def test_custom_roles_are_left_alone(server):
+    base, tokens, name = server
+    token = tokens["good"]["dave-viewer"]
+    assert requests.get(f"{base}/api/v1/dags", headers=bearer(token), timeout=30).ok
+    for cmd in (["airflow", "roles", "create", "Auditors"],
+                ["airflow", "users", "add-role", "--username", "dave", "--role", "Auditors"]):
+        subprocess.run(["docker", "exec", name, *cmd], capture_output=True, check=True)
+    assert user_roles(name, "dave") == ["Auditors", "Viewer"]
+    assert requests.get(f"{base}/api/v1/dags", headers=bearer(token), timeout=30).ok
+    assert user_roles(name, "dave") == ["Auditors", "Viewer"]
+
+
+def test_keys_rotate_without_restart(server, auth_dir):
+    base, tokens, _ = server
+    directory, _ = auth_dir
+    old, new = bearer(tokens["good"]["Viewer"]), bearer(tokens["good"]["rotated"])
+    assert requests.get(f"{base}/api/v1/dags", headers=new, timeout=30).status_code == 401
+    try:
+        (directory / "jwks.json.tmp").write_bytes((directory / "jwks-rotated.json").read_bytes())
+        (directory / "jwks.json.tmp").replace(directory / "jwks.json")
+        time.sleep(1.1)  # a different mtime even on coarse clocks
+        assert requests.get(f"{base}/api/v1/dags", headers=new, timeout=30).status_code == 200
+        assert requests.get(f"{base}/api/v1/dags", headers=old, timeout=30).status_code == 401
+    finally:
+        (directory / "jwks.json.tmp").write_bytes((directory / "jwks-first.json").read_bytes())
+        (directory / "jwks.json.tmp").replace(directory / "jwks.json")
+
+
+def test_airflow_version_is_the_lines(server):
+    """(The server under test runs the line's Airflow.)"""
+    base, tokens, _ = server
+    r = requests.get(f"{base}/api/v1/version", headers=bearer(tokens["good"]["Viewer"]),
+                     timeout=30)
+    assert r.status_code == 200 and r.json()["version"] == RUNTIME.airflow
