@@ -18,14 +18,12 @@ import requests
 
 from rules import pip_lock
 from tests import services
-from tests.containers import DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, docker_run, \
-    wait_until
+from tests.containers import DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, wait_until
+from tests.platform_tokens import AUDIENCE, AUTH_ENV, ISSUER, mint
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
-IN_IMAGE = Path(__file__).with_name("in_image")
 ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
                                 pip_lock.default_cache() / "artifacts")) / "security" / LINE
-AUDIENCE, ISSUER = "runtime-tests", "https://platform.runtime.test"
 DAG_ID = "runtime_acceptance"
 SEED_RUN, SEED_DATE = "seed", "2022-06-01T00:00:00+00:00"
 ROLES = ("Viewer", "User", "Op", "Admin")
@@ -38,19 +36,11 @@ START = ("airflow db init >/dev/null 2>&1 && (airflow scheduler >/tmp/scheduler.
          "exec airflow webserver --hostname 127.0.0.1 --port {0}")
 
 
-def mint(images, directory, *args) -> dict:
-    proc = docker_run(images["base"], "python3.9", "/checks/mint_tokens.py", "/auth", AUDIENCE,
-                      ISSUER, *args, user="0",
-                      volumes={str(directory): "/auth", str(IN_IMAGE): "/checks:ro"})
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def auth_dir(images):
     with tempfile.TemporaryDirectory(prefix="runtime-auth-") as tmp:
         Path(tmp).chmod(0o755)
-        tokens = mint(images, tmp)
+        tokens = mint(images["base"], tmp)
         shutil.copyfile(Path(tmp) / "jwks.json", Path(tmp) / "jwks-first.json")
         yield Path(tmp), tokens
 
@@ -59,9 +49,7 @@ def auth_dir(images):
 def server(images, auth_dir):
     directory, tokens = auth_dir
     port = services.free_port()
-    env = {**QUIET_AIRFLOW, "RUNTIME_AUTH_JWKS_FILE": "/auth/jwks.json",
-           "RUNTIME_AUTH_AUDIENCE": AUDIENCE, "RUNTIME_AUTH_ISSUER": ISSUER,
-           "RUNTIME_AUTH_REVOKED_FILE": "/auth/revoked.txt"}
+    env = {**QUIET_AIRFLOW, **AUTH_ENV}
     name = f"runtime-security-{port}"
     with container(images["base"], "bash", "-c", START.format(port), name=name, network="host", env=env,
                    volumes={str(directory): "/auth:ro", str(DAGS): "/usr/local/airflow/dags:ro"}):
@@ -289,7 +277,7 @@ def test_password_form_is_off(server):
 
 def test_es256_and_clock_leeway(server, auth_dir, images):
     base, tokens, _ = server
-    skewed = mint(images, auth_dir[0], "skewed")["good"]["skewed"]  # expired 10 s ago
+    skewed = mint(images["base"], auth_dir[0], "skewed")["good"]["skewed"]  # expired 10 s ago
     for name, token in (("es256", tokens["good"]["es256"]), ("skewed", skewed)):
         r = requests.get(f"{base}/api/v1/dags", headers=bearer(token), timeout=30)
         assert r.status_code == 200, (name, r.text[:200])
