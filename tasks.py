@@ -193,16 +193,21 @@ def pex(c, runtime="4.2", out=None):
 
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
                                    "(0: skip; it needs 9+ minutes to finish)",
-            "image": "also benchmark the image build against docker build (root, dockerd)"})
-def bench(c, pip_compile_timeout=0, image=True):
-    """Print figures side by side: locking, and our image build against docker build."""
+            "image": "also benchmark the image build against docker build (root, dockerd)",
+            "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)"})
+def bench(c, pip_compile_timeout=0, image=True, logs=True):
+    """Print figures side by side: locking, our image build against docker build, and the task
+    log handler against Airflow's file handler."""
     from rules import dockerd
 
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
-    if image:
+    if image or logs:
         with dockerd.engine(pip_lock.default_cache()) as host:
-            c.run("python tools/bench_image.py", pty=False, env={"DOCKER_HOST": host})
+            if image:
+                c.run("python tools/bench_image.py", pty=False, env={"DOCKER_HOST": host})
+            if logs:
+                c.run("python tools/bench_logging.py", pty=False, env={"DOCKER_HOST": host})
 
 
 ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, test_image, image, pex,

@@ -6,8 +6,10 @@ import contextlib
 import functools
 import http.server
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -137,3 +139,61 @@ def static_http(folder: Path):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+BUCKET = "runtime-logs"
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1:port, in memory: stopping it loses what it held."""
+
+    def __init__(self, port):
+        self.port, self.proc = port, None
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                      "-p", str(self.port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the S3 server on {self.url} did not start")
+            time.sleep(0.3)
+        self.client().create_bucket(Bucket=BUCKET)
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id="runtime-logs",
+                            aws_secret_access_key="runtime-logs-secret", region_name="us-east-1")
+
+    def keys(self) -> list[str]:
+        return [o["Key"] for o in self.client().list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+    def read(self, key) -> str | None:
+        if key not in self.keys():
+            return None
+        return self.client().get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+
+    def runtime_env(self, prefix="task-logs") -> dict:
+        """The Runtime's task log settings for this store (quick shipping, for tests)."""
+        return {"RUNTIME_LOG_S3_BUCKET": BUCKET, "RUNTIME_LOG_S3_PREFIX": prefix,
+                "RUNTIME_LOG_S3_ENDPOINT_URL": self.url,
+                "RUNTIME_LOG_S3_ACCESS_KEY_ID": "runtime-logs",
+                "RUNTIME_LOG_S3_SECRET_ACCESS_KEY": "runtime-logs-secret",
+                "RUNTIME_LOG_SHIP_INTERVAL": "1", "RUNTIME_LOG_RECOVERY_INTERVAL": "2",
+                "RUNTIME_LOG_FINISH_TIMEOUT": "3"}

@@ -1,0 +1,200 @@
+"""Reliable task logs against a real S3-compatible server (moto's, a separate process on
+127.0.0.1 that the checks stop and start), PostgreSQL, a LocalExecutor scheduler as the worker
+and a webserver sharing the log volume read-only. Three scenarios, in order:
+the store is down for a whole task run and comes back; the webserver shows a running task's
+log while the store is down; the worker is killed with SIGKILL mid-task and the next process on
+the volume ships what it left."""
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import services
+from tests.containers import QUIET_AIRFLOW, container, docker_run, wait_until
+from tests.platform_tokens import AUTH_ENV, mint
+
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
+DAGS = Path(__file__).with_name("dags_logging")
+PREFIX = "task-logs"
+LINE = re.compile(r"runtime-log-line (\d{6}) of (\d{6})")
+
+
+def whole_key(dag_id) -> str:
+    return f"{PREFIX}/{dag_id}/write_lines/2022-01-01T00:00:00+00:00/1.log"
+
+
+def numbers(text: str) -> Counter:
+    return Counter(int(m.group(1)) for m in LINE.finditer(text))
+
+
+@pytest.fixture(scope="module")
+def deployment(images, postgres_server):
+    img, pg = images["base"], postgres_server
+    s3 = services.S3Server(services.free_port())
+    s3.start()
+    with tempfile.TemporaryDirectory(prefix="runtime-logging-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "logs").mkdir()
+        (tmp / "logs").chmod(0o777)  # the astro user (uid 50000) writes there
+        (tmp / "auth").mkdir(mode=0o755)
+        tokens = mint(img, tmp / "auth")
+        database = pg.create_database("logging")
+        env = {**QUIET_AIRFLOW, **s3.runtime_env(PREFIX), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+               "AIRFLOW__CORE__SQL_ALCHEMY_CONN": pg.url(database),
+               "AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/logs"}
+        proc = docker_run(img, "airflow", "db", "init", network="host", env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        port = services.free_port()
+        dags = {str(DAGS): "/usr/local/airflow/dags:ro"}
+        with container(img, "webserver", "--hostname", "127.0.0.1", "--port", str(port),
+                       name=f"runtime-logging-web-{port}", network="host",
+                       env={**env, **AUTH_ENV},
+                       volumes={**dags, str(tmp / "logs"): "/logs:ro",
+                                str(tmp / "auth"): "/auth:ro"}):
+            deploy = Deployment(img, env, tmp / "logs", s3, f"http://127.0.0.1:{port}",
+                                tokens["good"]["Admin"], dags, pg, database)
+            try:
+                with deploy.worker("first"):
+                    wait_until(lambda: deploy.status("/api/v1/dags/runtime_logs_kill") == 200,
+                               300, "the webserver serving the DAGs")
+                    yield deploy
+            finally:
+                s3.stop()
+
+
+class Deployment:
+    def __init__(self, img, env, logs, s3, base, token, dags, pg, database):
+        self.img, self.env, self.logs, self.s3, self.base = img, env, logs, s3, base
+        self.token, self.dags, self.pg, self.database = token, dags, pg, database
+        self.worker_name = None
+
+    def worker(self, tag):
+        self.worker_name = f"runtime-logging-worker-{tag}-{os.getpid()}"
+        return container(self.img, "scheduler", name=self.worker_name, network="host",
+                         env=self.env, volumes={**self.dags, str(self.logs): "/logs"})
+
+    def api(self, method, path, **kw):
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        return requests.request(method, f"{self.base}{path}", headers=headers, timeout=60, **kw)
+
+    def status(self, path):
+        try:
+            return self.api("GET", path).status_code
+        except requests.RequestException:
+            return None
+
+    def unpause(self, dag_id):
+        r = self.api("PATCH", f"/api/v1/dags/{dag_id}", json={"is_paused": False})
+        assert r.status_code == 200, r.text
+
+    def run_state(self, dag_id):
+        rows = self.pg.psql(f"SELECT state FROM dag_run WHERE dag_id = '{dag_id}'",
+                            self.database)
+        return rows[0][0] if rows else None
+
+    def local_log(self, dag_id) -> Path:
+        return self.logs / dag_id / "write_lines" / "2022-01-01T00:00:00+00:00" / "1.log"
+
+    def webserver_log(self, dag_id) -> str:
+        runs = self.api("GET", f"/api/v1/dags/{dag_id}/dagRuns").json()["dag_runs"]
+        run_id = runs[0]["dag_run_id"]
+        r = self.api("GET", f"/api/v1/dags/{dag_id}/dagRuns/{run_id}/taskInstances/write_lines"
+                            "/logs/1", params={"full_content": "true"},
+                     headers={"Accept": "text/plain"})
+        assert r.status_code == 200, r.text[:300]
+        return r.text
+
+    def spool(self) -> list[str]:
+        folder = self.logs / ".runtime-spool"
+        return sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def test_store_down_for_a_whole_run_then_back(deployment):
+    d, dag_id = deployment, "runtime_logs_outage"
+    d.s3.stop()
+    try:
+        d.unpause(dag_id)
+        assert wait_until(lambda: d.run_state(dag_id) in ("success", "failed") and
+                          d.run_state(dag_id), 300, "the run ending") == "success"
+        assert d.spool(), "the log should wait in the spool"
+        local = numbers(d.local_log(dag_id).read_text())
+        assert local == Counter(range(1, 3001))
+    finally:
+        d.s3.start()
+    text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 60,
+                      "the spool shipped once the store is back")
+    assert numbers(text) == Counter(range(1, 3001)), "every line, none twice"
+    assert "task-default-credentials: None" in text  # the task saw none of ours
+    wait_until(lambda: not d.spool(), 30, "the spool emptied")
+    # the webserver reads it from the store (the worker's copy gone)
+    d.local_log(dag_id).rename(d.local_log(dag_id).with_suffix(".gone"))
+    shown = d.webserver_log(dag_id)
+    assert "Reading remote log" in shown and numbers(shown) == Counter(range(1, 3001))
+
+
+def test_running_task_log_shows_while_store_is_down(deployment):
+    d, dag_id = deployment, "runtime_logs_running"
+    d.s3.stop()
+    try:
+        d.unpause(dag_id)
+        wait_until(lambda: d.local_log(dag_id).exists() and
+                   len(numbers(d.local_log(dag_id).read_text())) >= 50, 300,
+                   "the task writing its log")
+        assert d.run_state(dag_id) == "running"
+        shown = numbers(d.webserver_log(dag_id))
+        assert len(shown) >= 50 and set(shown.values()) == {1}
+        assert set(shown) == set(range(1, len(shown) + 1))
+        assert wait_until(lambda: d.run_state(dag_id) in ("success", "failed") and
+                          d.run_state(dag_id), 300, "the run ending") == "success"
+    finally:
+        d.s3.start()
+    text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 60,
+                      "the spool shipped once the store is back")
+    assert numbers(text) == Counter(range(1, 601))
+
+
+def test_worker_killed_mid_task_every_line_is_readable(deployment):
+    d, dag_id = deployment, "runtime_logs_kill"
+    prefix = f"{PREFIX}/{dag_id}/write_lines/2022-01-01T00:00:00+00:00/1.log.chunks/"
+    d.unpause(dag_id)
+    wait_until(lambda: d.local_log(dag_id).exists() and
+               len(numbers(d.local_log(dag_id).read_text())) >= 200 and
+               any(k.startswith(prefix) for k in d.s3.keys()), 300,
+               "the task writing and shipping chunks")
+    subprocess.run(["docker", "kill", "--signal", "KILL", d.worker_name], check=True,
+                   capture_output=True)
+    time.sleep(1)
+    written = numbers(d.local_log(dag_id).read_text())
+    assert len(written) >= 200 and max(written) < 1500, "killed mid-task"
+    assert set(written.values()) == {1}
+    # right away, from the volume
+    assert set(written) <= set(numbers(d.webserver_log(dag_id)))
+    # the next process on that volume ships what the dead one left
+    with d.worker("second"):
+        text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 90, "the leftover shipped")
+    shipped = numbers(text)
+    assert set(written) <= set(shipped) and set(shipped.values()) == {1}
+    d.local_log(dag_id).rename(d.local_log(dag_id).with_suffix(".gone"))
+    shown = numbers(d.webserver_log(dag_id))
+    assert set(written) <= set(shown) and set(shown.values()) == {1}
+
+
+def test_handler_alone_without_a_store(images):
+    """No RUNTIME_LOG_S3_BUCKET: the handler is Airflow's file handler (nothing else started)."""
+    proc = docker_run(images["base"], "python3.9", "-c",
+                      "import logging.config; from airflow.configuration import conf; "
+                      "from runtime_logging.config import LOGGING_CONFIG; "
+                      "logging.config.dictConfig(LOGGING_CONFIG); "
+                      "h = logging.getLogger('airflow.task').handlers[0]; "
+                      "print(type(h).__name__, h.store, conf.get('logging', "
+                      "'logging_config_class'))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-3:] == ["RuntimeTaskHandler", "None",
+                                        "runtime_logging.config.LOGGING_CONFIG"]
