@@ -366,6 +366,36 @@ def test_keys_rotate_without_restart(server, auth_dir):
         (directory / "jwks.json.tmp").replace(directory / "jwks.json")
 
 
+def test_deleting_a_user_ends_their_session(server, auth_dir):
+    base, tokens, _ = server
+    directory, _ = auth_dir
+    s = browser_session(base, tokens["good"]["es256"])  # erin
+    assert s.get(f"{base}/home", allow_redirects=False, timeout=30).status_code == 200
+    revoked = directory / "revoked.txt"
+    before = revoked.read_text()
+    try:
+        (directory / "revoked.tmp").write_text(before + "erin\n")
+        (directory / "revoked.tmp").replace(revoked)
+        time.sleep(1.1)
+        ended = s.get(f"{base}/home", allow_redirects=False, timeout=30)
+        assert ended.status_code == 401 and "deleted by the platform" in ended.text
+        again = s.get(f"{base}/home", allow_redirects=False, timeout=30)
+        assert again.status_code == 302 and "/login" in again.headers["Location"]
+    finally:
+        (directory / "revoked.tmp").write_text(before)
+        (directory / "revoked.tmp").replace(revoked)
+
+
+def test_sign_in_from_another_site_is_refused(server):
+    base, tokens, _ = server
+    r = requests.post(f"{base}/runtime/login", data={"token": tokens["good"]["Viewer"]},
+                      headers={"Origin": "https://evil.example.com"}, allow_redirects=False,
+                      timeout=30)
+    assert r.status_code == 403
+    assert requests.get(f"{base}/home", cookies=r.cookies, allow_redirects=False,
+                        timeout=30).status_code == 302
+
+
 def test_airflow_version_is_the_lines(server):
     """(The server under test runs the line's Airflow.)"""
     base, tokens, _ = server

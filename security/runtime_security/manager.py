@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from urllib.parse import urlparse
 
 from flask import Response, g, redirect, request, session
@@ -25,7 +26,7 @@ from runtime_security.tokens import BUILTIN_ROLES, InvalidToken, Verifier
 log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/runtime/login"
-SESSION_ROLES = "_runtime_roles"
+SESSION_ROLES, SESSION_SUBJECT, SESSION_EXPIRES = "_runtime_roles", "_runtime_sub", "_runtime_exp"
 # User and role management belongs to the platform: refused for everyone, whatever the method.
 _UI_MANAGEMENT = re.compile(
     r"^/(users|roles)/(add|edit|delete|action|action_post|api)(/|$)"
@@ -81,16 +82,34 @@ class RuntimeSecurityManager(AirflowSecurityManager):
                 return _refuse(403, str(e))
             self._use_for_this_request(user)
         elif current_user.is_authenticated and SESSION_ROLES in session:
-            if session[SESSION_ROLES] != _fingerprint(_builtin_names(current_user)):
+            problem = self._session_problem()
+            if problem:
                 logout_user()
                 session.clear()
-                return _refuse(401, "your roles changed: sign in again")
+                return _refuse(401, f"{problem}: sign in again through the platform")
         g.user = current_user
+        return None
+
+    def _session_problem(self):
+        """Why a session made from a token must end now (or None): the token it came from
+        expired, the platform deleted the user, or the user's roles changed since."""
+        if time.time() > session.get(SESSION_EXPIRES, 0) + self.verifier.leeway:
+            return "your sign-in expired"
+        try:
+            if self.verifier.revoked(session.get(SESSION_SUBJECT, "")):
+                return "this user was deleted by the platform"
+        except InvalidToken as e:
+            return str(e)
+        if session[SESSION_ROLES] != _fingerprint(_builtin_names(current_user)):
+            return "your roles changed"
         return None
 
     def _session_login(self):
         if request.method != "POST":
             return _refuse(405, f"POST a token to {LOGIN_PATH}")
+        origin = request.headers.get("Origin")
+        if origin and urlparse(origin).netloc != request.host:
+            return _refuse(403, "sign-in from another site is refused")
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else \
             request.form.get("token", "")
@@ -104,9 +123,11 @@ class RuntimeSecurityManager(AirflowSecurityManager):
         session.permanent = True  # (Airflow's own hook, which sets it, has not run yet)
         login_user(user, remember=False)
         session[SESSION_ROLES] = _fingerprint(_builtin_names(user))
+        session[SESSION_SUBJECT], session[SESSION_EXPIRES] = user.username, g.runtime_token_exp
         target = request.args.get("next", "/home")
         parsed = urlparse(target)
-        if parsed.scheme or parsed.netloc or not target.startswith("/"):
+        if parsed.scheme or parsed.netloc or not target.startswith("/") or "\\" in target \
+                or target.startswith("//"):
             target = "/home"
         return redirect(target)
 
@@ -119,11 +140,15 @@ class RuntimeSecurityManager(AirflowSecurityManager):
 
     def user_from_token(self, token: str):
         identity = self.verifier.verify(token)
+        g.runtime_token_exp = identity.expires
         wanted = [self.find_role(name) for name in identity.roles]
         if not all(wanted):
             raise InvalidToken("a role of the token does not exist here")
         first, _, last = (identity.name or identity.subject).partition(" ")
+        first, last = first[:64], last[:64]
         user = self.find_user(username=identity.subject)
+        if user is not None and user.username != identity.subject:
+            raise PermissionError("another user has this name in a different case")
         if user is None:
             email = identity.email or f"{identity.subject}@users.runtime.invalid"
             user = self.add_user(identity.subject, first, last or "-", email, wanted,
@@ -144,7 +169,8 @@ class RuntimeSecurityManager(AirflowSecurityManager):
             for key, value in profile.items():
                 setattr(user, key, value)
             user.roles = custom + wanted
-            self.update_user(user)
+            if self.update_user(user) is False:  # (FAB rolled back: the old roles stay)
+                raise PermissionError("the platform's user could not be updated here")
             if roles_changed:
                 log.info("roles of %s are now %s", identity.subject, identity.roles)
         return user

@@ -37,6 +37,7 @@ class Identity:
     email: str
     name: str
     roles: tuple
+    expires: int  # the token's exp (a session made from it ends then)
 
 
 class _WatchedFile:
@@ -127,6 +128,8 @@ class Verifier:
             raise InvalidToken(f"algorithm {alg!r} is not accepted")
         keys = self._keys.get()
         kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("malformed token")
         if kid in keys:
             key = keys[kid]
         elif len(keys) == 1:
@@ -153,9 +156,12 @@ class Verifier:
         unknown = sorted(set(roles) - set(BUILTIN_ROLES))
         if unknown:
             raise InvalidToken(f"unknown role names: {', '.join(unknown)}")
-        if self._revoked is not None and subject in self._revoked.get():
+        if self.revoked(subject):
             raise InvalidToken("this user was deleted by the platform")
         email, name = claims.get("email") or "", claims.get("name") or ""
         if not isinstance(email, str) or not isinstance(name, str):
             raise InvalidToken("claims email and name must be strings")
-        return Identity(subject, email, name, tuple(sorted(set(roles))))
+        return Identity(subject, email[:64], name, tuple(sorted(set(roles))), int(claims["exp"]))
+
+    def revoked(self, subject: str) -> bool:
+        return self._revoked is not None and subject in self._revoked.get()
