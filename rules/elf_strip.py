@@ -29,6 +29,13 @@ def is_elf(path: Path) -> bool:
 
 def strip_bytes(data: bytes) -> bytes | None:
     """The stripped file, or None when there is nothing to drop or the layout is unusual."""
+    try:
+        return _strip(data)
+    except (struct.error, ValueError, KeyError, IndexError, UnicodeDecodeError):
+        return None  # truncated or odd headers: leave the file as it is
+
+
+def _strip(data: bytes) -> bytes | None:
     if len(data) < _EHDR.size or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return None  # not a 64-bit little-endian ELF
     (ident, e_type, machine, version, entry, phoff, shoff, flags, ehsize, phentsize, phnum,
@@ -63,6 +70,9 @@ def strip_bytes(data: bytes) -> bytes | None:
                 drop.add(i)
                 changed = True
     keep = [i for i in range(shnum) if i not in drop]
+    if shstrndx in drop or max(i for i in range(shnum) if sections[i][2] & _SHF_ALLOC) > \
+            min(drop):
+        return None  # symbols in .dynsym name section indexes: only drop sections after those
     for i in keep:  # a kept section must not point at a dropped one
         s = sections[i]
         if s[6] in drop or ((s[2] & _SHF_INFO_LINK or s[1] in (_SHT_REL, _SHT_RELA))

@@ -26,10 +26,6 @@ PREFIX = "task-logs"
 LINE = re.compile(r"runtime-log-line (\d{6}) of (\d{6})")
 
 
-def whole_key(dag_id) -> str:
-    return f"{PREFIX}/{dag_id}/write_lines/2022-01-01T00:00:00+00:00/1.log"
-
-
 def numbers(text: str) -> Counter:
     return Counter(int(m.group(1)) for m in LINE.finditer(text))
 
@@ -100,7 +96,14 @@ class Deployment:
         return rows[0][0] if rows else None
 
     def local_log(self, dag_id) -> Path:
-        return self.logs / dag_id / "write_lines" / "2022-01-01T00:00:00+00:00" / "1.log"
+        """The first try's local log (its layout is the Airflow version's filename template:
+        <dag>/<task>/<date>/1.log up to 2.2, dag_id=<dag>/run_id=.../attempt=1.log in 2.3)."""
+        found = [p for p in self.logs.rglob("*.log") if p.name in ("1.log", "attempt=1.log")
+                 and p.relative_to(self.logs).parts[0] in (dag_id, f"dag_id={dag_id}")]
+        return found[0] if found else self.logs / "not-yet" / dag_id
+
+    def whole_key(self, dag_id) -> str:
+        return f"{PREFIX}/{self.local_log(dag_id).relative_to(self.logs).as_posix()}"
 
     def webserver_log(self, dag_id) -> str:
         runs = self.api("GET", f"/api/v1/dags/{dag_id}/dagRuns").json()["dag_runs"]
@@ -128,8 +131,8 @@ def test_store_down_for_a_whole_run_then_back(deployment):
         assert local == Counter(range(1, 3001))
     finally:
         d.s3.start()
-    text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 60,
-                      "the spool shipped once the store is back")
+    key = d.whole_key(dag_id)
+    text = wait_until(lambda: d.s3.read(key), 60, "the spool shipped once the store is back")
     assert numbers(text) == Counter(range(1, 3001)), "every line, none twice"
     assert "task-default-credentials: None" in text  # the task saw none of ours
     wait_until(lambda: not d.spool(), 30, "the spool emptied")
@@ -155,18 +158,17 @@ def test_running_task_log_shows_while_store_is_down(deployment):
                           d.run_state(dag_id), 300, "the run ending") == "success"
     finally:
         d.s3.start()
-    text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 60,
-                      "the spool shipped once the store is back")
+    key = d.whole_key(dag_id)
+    text = wait_until(lambda: d.s3.read(key), 60, "the spool shipped once the store is back")
     assert numbers(text) == Counter(range(1, 601))
 
 
 def test_worker_killed_mid_task_every_line_is_readable(deployment):
     d, dag_id = deployment, "runtime_logs_kill"
-    prefix = f"{PREFIX}/{dag_id}/write_lines/2022-01-01T00:00:00+00:00/1.log.chunks/"
     d.unpause(dag_id)
     wait_until(lambda: d.local_log(dag_id).exists() and
                len(numbers(d.local_log(dag_id).read_text())) >= 200 and
-               any(k.startswith(prefix) for k in d.s3.keys()), 300,
+               any(k.startswith(f"{d.whole_key(dag_id)}.chunks/") for k in d.s3.keys()), 300,
                "the task writing and shipping chunks")
     subprocess.run(["docker", "kill", "--signal", "KILL", d.worker_name], check=True,
                    capture_output=True)
@@ -178,7 +180,8 @@ def test_worker_killed_mid_task_every_line_is_readable(deployment):
     assert set(written) <= set(numbers(d.webserver_log(dag_id)))
     # the next process on that volume ships what the dead one left
     with d.worker("second"):
-        text = wait_until(lambda: d.s3.read(whole_key(dag_id)), 90, "the leftover shipped")
+        key = d.whole_key(dag_id)
+        text = wait_until(lambda: d.s3.read(key), 90, "the leftover shipped")
     shipped = numbers(text)
     assert set(written) <= set(shipped) and set(shipped.values()) == {1}
     d.local_log(dag_id).rename(d.local_log(dag_id).with_suffix(".gone"))

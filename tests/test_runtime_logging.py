@@ -57,10 +57,12 @@ def test_resending_a_range_duplicates_nothing(s3, tmp_path):
     local = tmp_path / "1.log"
     local.write_text("".join(f"line {i}\n" for i in range(100)))
     store = store_for(s3)
-    for _ in range(2):  # a shipper that crashed before saving its state sends it again
-        entry = Entry(str(tmp_path / "spool"), REL, str(local))
-        os.makedirs(entry.folder, exist_ok=True)
-        entry.ship(store, whole=False)
+    first = Entry(str(tmp_path / "spool"), REL, str(local))
+    os.makedirs(first.folder)
+    first.ship(store, whole=False)
+    again = Entry.load(first.state_path)  # a shipper that crashed before saving its state
+    again.shipped = 0
+    again.ship(store, whole=False)
     text, complete = store.read(REL)
     assert not complete and lines(text.decode()) == Counter(f"line {i}" for i in range(100))
     assert len([k for k in s3.keys() if ".chunks/" in k]) == 1
@@ -79,6 +81,19 @@ def test_store_down_backs_off_and_keeps_the_spool(s3, tmp_path):
     assert Recovery(entry.folder, store_for(s3), 10).scan() == 1
     assert store_for(s3).read(REL) == (b"a\nb\n", True)
     assert not os.path.exists(entry.state_path)
+
+
+def test_a_later_run_elsewhere_keeps_the_earlier_ones_lines(s3, tmp_path):
+    """A rescheduled sensor's next poke on another worker: a new local file for the same try."""
+    store = store_for(s3)
+    for worker, text in (("a", "poke 1\n"), ("b", "poke 2\n")):
+        local = tmp_path / worker / "1.log"
+        local.parent.mkdir()
+        local.write_text(text)
+        entry = Entry(str(tmp_path / worker / "spool"), REL, str(local))
+        os.makedirs(entry.folder)
+        entry.ship(store, whole=True)
+    assert store.read(REL) == (b"poke 1\npoke 2\n", True)
 
 
 def test_a_held_entry_is_not_recovered_a_dead_one_is(s3, tmp_path):

@@ -47,21 +47,28 @@ class RuntimeTaskHandler(FileTaskHandler):
             Recovery.stop_here()  # the task's own process: its supervisor does the shipping
         elif self.store is not None:
             entry = Entry(self.spool_folder, rel, os.path.join(self.local_base, rel))
-            self._shipper = Shipper(entry, self.store, self.interval,
-                                    self.finish_timeout).start()
+            try:
+                self._shipper = Shipper(entry, self.store, self.interval,
+                                        self.finish_timeout).start()
+            except Exception as e:  # noqa: BLE001 - never stop a task for its log shipping
+                log.warning("task log shipping is off for %s: %s", rel, e)
 
     def emit(self, record):
         super().emit(record)
         if self.stdout_json and self._labels is not None:
             doc = dict(self._labels, message=record.getMessage(), level=record.levelname,
                        offset=int(record.created * 1e9))
-            sys.stdout.write(json.dumps(doc) + "\n")
+            # the real stdout: Airflow points sys.stdout at the task logger, which would loop
+            sys.__stdout__.write(json.dumps(doc) + "\n")
 
     def close(self):
         super().close()
         if self._shipper is not None:
             shipper, self._shipper = self._shipper, None
-            shipper.finish()
+            try:
+                shipper.finish()
+            except Exception as e:  # noqa: BLE001 - the spool keeps it for the next scan
+                log.warning("task log not shipped at the end: %s", e)
 
     def _read(self, ti, try_number, metadata=None):
         rel = self._render_filename(ti, try_number)
@@ -77,5 +84,6 @@ class RuntimeTaskHandler(FileTaskHandler):
         local = os.path.join(self.local_base, rel)
         if os.path.exists(local) or remote is None:
             return super()._read(ti, try_number, metadata)
+        # (all of it so far, once: the page is reloaded for more, as for local files)
         return (f"*** Reading the running try's log from {self.store.key(rel)} (so far)\n"
-                + remote.decode("utf-8", "replace"), {"end_of_log": False})
+                + remote.decode("utf-8", "replace"), {"end_of_log": True})

@@ -18,11 +18,13 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 
 log = logging.getLogger(__name__)
 CHUNK_LIMIT = 8 << 20  # bytes per chunk object at most
+OWNED = set()  # entry ids this process holds the lock of
 
 
 class Entry:
@@ -32,6 +34,9 @@ class Entry:
         self.state_path = os.path.join(folder, f"{self.id}.json")
         self.lock_path = os.path.join(folder, f"{self.id}.lock")
         self.shipped, self.ended = 0, False
+        # chunks of one shipping session (a run of the try on one worker) share a key prefix:
+        # a rescheduled sensor's next run, elsewhere, does not overwrite this one's ranges
+        self.session = f"{int(time.time() * 1000):013d}-{socket.gethostname()}-{os.getpid()}"
         self._lock_fd = None
 
     @classmethod
@@ -40,30 +45,33 @@ class Entry:
             data = json.load(f)
         entry = cls(os.path.dirname(state_path), data["rel"], data["local"])
         entry.shipped, entry.ended = data["shipped"], data["ended"]
+        entry.session = data.get("session", entry.session)
         return entry
 
     def try_lock(self) -> bool:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o664)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 return False
             raise
         self._lock_fd = fd
+        OWNED.add(self.id)
         return True
 
     def unlock(self):
         if self._lock_fd is not None:
+            OWNED.discard(self.id)
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def save(self):
-        tmp = f"{self.state_path}.{os.getpid()}.tmp"
+        tmp = f"{self.state_path}.{os.getpid()}-{threading.get_ident()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"rel": self.rel, "local": self.local, "shipped": self.shipped,
-                       "ended": self.ended}, f)
+                       "ended": self.ended, "session": self.session}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.state_path)
@@ -90,7 +98,7 @@ class Entry:
                     data = data[:data.rfind(b"\n") + 1]  # complete lines while it runs
                 if not data:
                     break
-                store.put_chunk(self.rel, self.shipped, data)
+                store.put_chunk(self.rel, self.session, self.shipped, data)
                 self.shipped += len(data)
                 self.save()
         if whole:
@@ -98,6 +106,9 @@ class Entry:
                 store.put_whole(self.rel, f.read())
             return True
         return False
+
+    def local_gone(self) -> bool:
+        return not os.path.exists(self.local)
 
 
 class _Empty:
@@ -121,12 +132,16 @@ class Shipper:
         self._thread = threading.Thread(target=self._run, name="runtime-log-shipper",
                                         daemon=True)
 
-    def start(self):
+    def start(self, wait: float = 20.0):
         os.makedirs(self.entry.folder, exist_ok=True)
-        if not self.entry.try_lock():
-            return self  # another process of this try ships it
-        if os.path.exists(self.entry.state_path):  # a retry of a crashed shipper's entry
-            self.entry.shipped = Entry.load(self.entry.state_path).shipped
+        deadline = time.monotonic() + wait
+        while not self.entry.try_lock():  # a recovery scan may hold it for a moment
+            if time.monotonic() > deadline:
+                return self  # another live process of this try ships it
+            time.sleep(0.2)
+        if os.path.exists(self.entry.state_path):  # a leftover of this try: continue it
+            old = Entry.load(self.entry.state_path)
+            self.entry.shipped, self.entry.session = old.shipped, old.session
         self.entry.save()
         self._thread.start()
         return self
@@ -151,7 +166,9 @@ class Shipper:
         self.entry.ended = True
         deadline = time.monotonic() + self.finish_timeout
         delay = 0.5
-        with self._mutex:
+        if not self._mutex.acquire(timeout=self.finish_timeout):
+            return  # the thread is stuck on a slow store: a recovery scan finishes the job
+        try:
             self.entry.save()
             while True:
                 try:
@@ -166,6 +183,8 @@ class Shipper:
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
             self.entry.unlock()
+        finally:
+            self._mutex.release()
 
 
 class Recovery:
@@ -219,7 +238,10 @@ class Recovery:
                 entry.remove()
                 shipped += 1
             except FileNotFoundError:
-                pass  # finished meanwhile
+                if entry.local_gone():  # nothing left to ship, ever
+                    log.warning("log %s is gone from the volume: dropped from the spool",
+                                entry.local)
+                    entry.remove()
             except Exception as e:  # noqa: BLE001 - the store is still down: next scan
                 log.debug("leftover log %s not shipped yet: %s", entry.rel, e)
             finally:

@@ -5,9 +5,9 @@ endpoint and region passed explicitly), so a task's environment or boto3 default
 not change where logs go, and the task never sees these credentials through boto3's defaults.
 
 Layout under ``<prefix>/<log path>``: the whole log once the try has ended, and while it runs
-``<log path>.chunks/<start>-<end>`` objects, each holding bytes [start, end) of the local file
-(zero-padded offsets: the same range always has the same key, so shipping twice duplicates
-nothing).
+``<log path>.chunks/<session>/<start>-<end>`` objects, each holding bytes [start, end) of the
+local file (zero-padded offsets: the same range always has the same key, so shipping twice
+duplicates nothing; one session per run of the try on one worker).
 """
 
 from __future__ import annotations
@@ -68,11 +68,16 @@ class S3Store:
     def key(self, rel: str) -> str:
         return f"{self.config.prefix}/{rel}" if self.config.prefix else rel
 
-    def put_chunk(self, rel: str, start: int, data: bytes) -> None:
-        key = f"{self.key(rel)}.chunks/{start:015d}-{start + len(data):015d}"
+    def put_chunk(self, rel: str, session: str, start: int, data: bytes) -> None:
+        key = f"{self.key(rel)}.chunks/{session}/{start:015d}-{start + len(data):015d}"
         self.client.put_object(Bucket=self.config.bucket, Key=key, Body=data)
 
     def put_whole(self, rel: str, data: bytes) -> None:
+        """The try's whole log. A log already there that this one does not start with (an
+        earlier run of a rescheduled try, on another worker) is kept in front of it."""
+        old, complete = self.read(rel)
+        if complete and old and not data.startswith(old):
+            data = old + data
         self.client.put_object(Bucket=self.config.bucket, Key=self.key(rel), Body=data)
 
     def read(self, rel: str):
@@ -88,10 +93,12 @@ class S3Store:
         prefix = f"{self.key(rel)}.chunks/"
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.config.bucket, Prefix=prefix)
-        ranges = sorted((tuple(int(x) for x in obj["Key"][len(prefix):].split("-")), obj["Key"])
-                        for page in pages for obj in page.get("Contents", []))
-        if not ranges:
+        keys = [obj["Key"][len(prefix):] for page in pages for obj in page.get("Contents", [])]
+        if not keys:
             return None, False
+        session = max(k.split("/")[0] for k in keys)  # the latest run's (time-prefixed)
+        ranges = sorted((tuple(int(x) for x in k.split("/")[1].split("-")), prefix + k)
+                        for k in keys if k.startswith(f"{session}/"))
         out = bytearray()
         for (start, end), key in ranges:
             if end <= len(out) or start > len(out):
