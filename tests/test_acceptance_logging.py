@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests import services
-from tests.containers import QUIET_AIRFLOW, container, docker_run, wait_until
+from tests.containers import QUIET_AIRFLOW, container, docker_run, logs, wait_until
 from tests.platform_tokens import AUTH_ENV, mint
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
@@ -49,13 +49,14 @@ def deployment(images, postgres_server):
         assert proc.returncode == 0, proc.stderr[-3000:]
         port = services.free_port()
         dags = {str(DAGS): "/usr/local/airflow/dags:ro"}
+        web = f"runtime-logging-web-{port}"
         with container(img, "webserver", "--hostname", "127.0.0.1", "--port", str(port),
-                       name=f"runtime-logging-web-{port}", network="host",
+                       name=web, network="host",
                        env={**env, **AUTH_ENV},
                        volumes={**dags, str(tmp / "logs"): "/logs:ro",
                                 str(tmp / "auth"): "/auth:ro"}):
             deploy = Deployment(img, env, tmp / "logs", s3, f"http://127.0.0.1:{port}",
-                                tokens["good"]["Admin"], dags, pg, database)
+                                tokens["good"]["Admin"], dags, pg, database, web)
             try:
                 with deploy.worker("first"):
                     wait_until(lambda: deploy.status("/api/v1/dags/runtime_logs_kill") == 200,
@@ -66,9 +67,9 @@ def deployment(images, postgres_server):
 
 
 class Deployment:
-    def __init__(self, img, env, logs, s3, base, token, dags, pg, database):
+    def __init__(self, img, env, logs, s3, base, token, dags, pg, database, web):
         self.img, self.env, self.logs, self.s3, self.base = img, env, logs, s3, base
-        self.token, self.dags, self.pg, self.database = token, dags, pg, database
+        self.token, self.dags, self.pg, self.database, self.web = token, dags, pg, database, web
         self.worker_name = None
 
     def worker(self, tag):
@@ -111,7 +112,7 @@ class Deployment:
         r = self.api("GET", f"/api/v1/dags/{dag_id}/dagRuns/{run_id}/taskInstances/write_lines"
                             "/logs/1", params={"full_content": "true"},
                      headers={"Accept": "text/plain"})
-        assert r.status_code == 200, r.text[:300]
+        assert r.status_code == 200, logs(self.web)[-4000:]
         return r.text
 
     def spool(self) -> list[str]:
