@@ -42,7 +42,8 @@ def deployment(images, postgres_server):
         (tmp / "auth").mkdir(mode=0o755)
         tokens = mint(img, tmp / "auth")
         database = pg.create_database("logging")
-        env = {**QUIET_AIRFLOW, **s3.runtime_env(PREFIX), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        env = {**QUIET_AIRFLOW, **s3.runtime_env(PREFIX),
+               "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                "AIRFLOW__CORE__SQL_ALCHEMY_CONN": pg.url(database),
                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/logs"}
         proc = docker_run(img, "airflow", "db", "init", network="host", env=env)

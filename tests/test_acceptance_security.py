@@ -51,7 +51,8 @@ def server(images, auth_dir):
     port = services.free_port()
     env = {**QUIET_AIRFLOW, **AUTH_ENV}
     name = f"runtime-security-{port}"
-    with container(images["base"], "bash", "-c", START.format(port), name=name, network="host", env=env,
+    with container(images["base"], "bash", "-c", START.format(port), name=name, network="host",
+                   env=env,
                    volumes={str(directory): "/auth:ro", str(DAGS): "/usr/local/airflow/dags:ro"}):
         base = f"http://127.0.0.1:{port}"
         admin = {"Authorization": f"Bearer {tokens['good']['Admin']}"}

@@ -4,12 +4,14 @@ Every request may carry ``Authorization: Bearer <token>`` (see ``tokens``): the 
 or updated from the claims, its built-in roles (Admin, Op, User, Viewer) are set from the token
 (custom roles stay), and the request runs as that user without creating a session. A browser
 session is made by POSTing a token to ``/runtime/login`` (form field ``token``, or the header);
-the session remembers the roles it was made with and ends as soon as the user's roles change.
+the session remembers the roles, subject and expiry of its token and ends as soon as the token
+expires, the platform deletes the user, or the user's roles change.
 Nobody, not even Admin, can create, edit or delete users or roles through the UI or the REST
 API. The password form is off unless RUNTIME_AUTH_PASSWORD_LOGIN=true.
 """
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -47,8 +49,6 @@ def _builtin_names(user) -> list:
 def _refuse(status: int, reason: str) -> Response:
     body = {"title": "Unauthorized" if status == 401 else "Forbidden", "status": status,
             "detail": reason}
-    import json
-
     resp = Response(json.dumps(body), status, mimetype="application/problem+json")
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="runtime"'
