@@ -5,6 +5,7 @@ the store is down for a whole task run and comes back; the webserver shows a run
 log while the store is down; the worker is killed with SIGKILL mid-task and the next process on
 the volume ships what it left."""
 
+import json
 import os
 import re
 import subprocess
@@ -203,3 +204,32 @@ def test_handler_alone_without_a_store(images):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-3:] == ["RuntimeTaskHandler", "None",
                                         "runtime_logging.config.LOGGING_CONFIG"]
+
+
+JSON_LINES = """
+import logging, logging.config, sys, tempfile
+from datetime import datetime, timezone
+from types import SimpleNamespace
+import airflow  # (first: Airflow loads the logging configuration as it starts)
+from runtime_logging.config import LOGGING_CONFIG
+logging.config.dictConfig(LOGGING_CONFIG)
+handler = logging.getLogger("airflow.task").handlers[0]
+when = datetime(2022, 1, 1, tzinfo=timezone.utc)
+run = SimpleNamespace(logical_date=when, execution_date=when, data_interval_start=None,
+                      data_interval_end=None)
+handler.set_context(SimpleNamespace(dag_id="d", task_id="t", try_number=1, raw=True,
+                                    execution_date=when, run_id="r", get_dagrun=lambda: run))
+logging.getLogger("airflow.task").info("hello %s", "json")
+print(type(handler).__name__)
+"""
+
+
+def test_json_lines_on_stdout(images):
+    """RUNTIME_LOG_STDOUT_JSON=true: each record also as one JSON line on the real stdout."""
+    proc = docker_run(images["base"], "python3.9", "-c", JSON_LINES,
+                      env={"RUNTIME_LOG_STDOUT_JSON": "true"})
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.stdout.splitlines()[-1] == "RuntimeJsonTaskHandler"
+    assert [(d["message"], d["level"], d["dag_id"], d["task_id"], d["try_number"])
+            for d in docs] == [("hello json", "INFO", "d", "t", 1)]

@@ -2,7 +2,7 @@
 
 A task try writing 100,000 lines, timed through Airflow's plain FileTaskHandler and through the
 Runtime's handler shipping to an S3-compatible server (moto's, on 127.0.0.1), alternating,
-five rounds each, in the line's image (DOCKER_HOST; the image is built and loaded if missing).
+nine rounds each, in the line's image (DOCKER_HOST; the image is built and loaded if missing).
 The task process is forked from a supervising one, as Airflow's task runner does; the Runtime's
 handler ships from the supervisor while the task writes.
 """
@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.services import S3Server, free_port  # noqa: E402
 
-LINE, LINES, ROUNDS = "4.2", 100_000, 5
+LINE, LINES, ROUNDS = "4.2", 100_000, 9
 
 
 def image_tag() -> str:

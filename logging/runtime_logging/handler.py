@@ -29,7 +29,6 @@ class RuntimeTaskHandler(FileTaskHandler):
         self.spool_folder = spool_folder or os.path.join(base_log_folder, ".runtime-spool")
         self.interval = float(os.environ.get("RUNTIME_LOG_SHIP_INTERVAL", "5"))
         self.finish_timeout = float(os.environ.get("RUNTIME_LOG_FINISH_TIMEOUT", "15"))
-        self.stdout_json = os.environ.get("RUNTIME_LOG_STDOUT_JSON", "").lower() == "true"
         config = StoreConfig.from_env()
         self.store = S3Store(config) if config else None
         self._shipper = None
@@ -52,14 +51,6 @@ class RuntimeTaskHandler(FileTaskHandler):
                                         self.finish_timeout).start()
             except Exception as e:  # noqa: BLE001 - never stop a task for its log shipping
                 log.warning("task log shipping is off for %s: %s", rel, e)
-
-    def emit(self, record):
-        super().emit(record)
-        if self.stdout_json and self._labels is not None:
-            doc = dict(self._labels, message=record.getMessage(), level=record.levelname,
-                       offset=int(record.created * 1e9))
-            # the real stdout: Airflow points sys.stdout at the task logger, which would loop
-            sys.__stdout__.write(json.dumps(doc) + "\n")
 
     def close(self):
         super().close()
@@ -87,3 +78,17 @@ class RuntimeTaskHandler(FileTaskHandler):
         # (all of it so far, once: the page is reloaded for more, as for local files)
         return (f"*** Reading the running try's log from {self.store.key(rel)} (so far)\n"
                 + remote.decode("utf-8", "replace"), {"end_of_log": True})
+
+
+class RuntimeJsonTaskHandler(RuntimeTaskHandler):
+    """The same, and each record also as one JSON line on the real stdout (the configuration
+    picks this class when RUNTIME_LOG_STDOUT_JSON=true; the plain class keeps Airflow's emit,
+    with no extra call per record)."""
+
+    def emit(self, record):
+        super().emit(record)
+        if self._labels is not None:
+            doc = dict(self._labels, message=record.getMessage(), level=record.levelname,
+                       offset=int(record.created * 1e9))
+            # the real stdout: Airflow points sys.stdout at the task logger, which would loop
+            sys.__stdout__.write(json.dumps(doc) + "\n")
