@@ -217,8 +217,9 @@ handler = logging.getLogger("airflow.task").handlers[0]
 when = datetime(2022, 1, 1, tzinfo=timezone.utc)
 run = SimpleNamespace(logical_date=when, execution_date=when, data_interval_start=None,
                       data_interval_end=None)
-handler.set_context(SimpleNamespace(dag_id="d", task_id="t", try_number=1, raw=True,
-                                    execution_date=when, run_id="r", get_dagrun=lambda: run))
+ti = SimpleNamespace(dag_id="d", task_id="t", try_number=1, raw=True, map_index=-1,
+                     execution_date=when, run_id="r", get_dagrun=lambda: run)  # (2.3: map_index)
+handler.set_context(ti)
 logging.getLogger("airflow.task").info("hello %s", "json")
 print(type(handler).__name__)
 """

@@ -26,7 +26,7 @@ def task_instance(name, raw):
     when = datetime(2022, 1, 1, tzinfo=timezone.utc)
     run = SimpleNamespace(logical_date=when, execution_date=when, data_interval_start=None,
                           data_interval_end=None)
-    return SimpleNamespace(dag_id="bench", task_id=name, try_number=1, raw=raw,
+    return SimpleNamespace(dag_id="bench", task_id=name, try_number=1, raw=raw, map_index=-1,
                            execution_date=when, run_id="bench", get_dagrun=lambda: run)
 
 
