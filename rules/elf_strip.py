@@ -116,14 +116,13 @@ def _strip(data: bytes) -> bytes | None:
     return bytes(out) if len(out) < len(data) else None
 
 
-def strip_file(path: Path) -> int:
-    """Strip ``path`` in place (same mode); returns the bytes saved (0: left as it was)."""
-    data = Path(path).read_bytes()
-    stripped = strip_bytes(data)
+def strip_file(path: Path) -> bytes | None:
+    """Strip ``path`` in place (same mode); returns the new bytes (None: left as it was)."""
+    stripped = strip_bytes(Path(path).read_bytes())
     if stripped is None:
-        return 0
+        return None
     tmp = Path(f"{path}.strip-tmp")
     tmp.write_bytes(stripped)
     tmp.chmod(Path(path).stat().st_mode & 0o7777)
     tmp.replace(path)
-    return len(data) - len(stripped)
+    return stripped

@@ -109,31 +109,29 @@ def _publish(work: Path, done: Path) -> None:
 def strip_tree(tree: Path) -> int:
     """Strip the ELF files of a package tree in place and rewrite its RECORD rows for them;
     returns the bytes saved."""
-    saved, changed = 0, {}
+    saved, changed = 0, {}  # changed: path -> (RECORD hash, size) of the stripped file
     for folder in IMAGE_PATHS:
         root = tree / folder
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
             if path.is_symlink() or not path.is_file() or not elf_strip.is_elf(path):
                 continue
-            gained = elf_strip.strip_file(path)
-            if gained:
-                saved += gained
-                changed[path] = path.read_bytes()
+            before = path.stat().st_size
+            data = elf_strip.strip_file(path)
+            if data is not None:
+                saved += before - len(data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                changed[path] = (f"sha256={digest.decode()}", str(len(data)))
     if changed:
         for record in (tree / "site").glob("*.dist-info/RECORD"):
             _update_record(record, tree / "site", changed)
     return saved
 
 
-def _update_record(record: Path, site: Path, changed: dict[Path, bytes]) -> None:
+def _update_record(record: Path, site: Path, changed: dict[Path, tuple[str, str]]) -> None:
     rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
     for row in rows:
-        if not row:
-            continue
-        data = changed.get(Path(os.path.normpath(site / row[0])))
-        if data is not None:
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-            row[1:3] = [f"sha256={digest.decode()}", str(len(data))]
+        if row and Path(os.path.normpath(site / row[0])) in changed:
+            row[1:3] = changed[Path(os.path.normpath(site / row[0]))]
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     record.write_text(out.getvalue(), encoding="utf-8")

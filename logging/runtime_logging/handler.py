@@ -5,9 +5,9 @@ process (not the raw one) a shipper sends new complete lines every RUNTIME_LOG_S
 seconds (default 5) and the whole log when the try ends; every other process with this handler
 (scheduler, workers, webserver) also ships leftovers of dead shippers found in the spool.
 Reading (the webserver): the store's whole log, else the local file, else what the store has of
-a running try, else Airflow's own way (the worker's log server). With RUNTIME_LOG_STDOUT_JSON=true each record is also printed to
-stdout as one JSON line (Elasticsearch-style: message, level, dag_id, task_id, execution_date,
-try_number, offset).
+a running try, else Airflow's own way (the worker's log server). RuntimeJsonTaskHandler (picked
+when RUNTIME_LOG_STDOUT_JSON=true) also prints each record to stdout as one JSON line
+(Elasticsearch-style: message, level, dag_id, task_id, execution_date, try_number, offset).
 """
 
 import json
