@@ -61,8 +61,11 @@ def fetch(c, runtime=None):
     proj = project.load()
     cache = pip_lock.default_cache()
     results = [fetching.fetch_debian(proj, cache)]
-    for airflow in pip_lock.airflow_versions(proj, runtime):
+    versions = pip_lock.airflow_versions(proj, runtime)
+    for airflow in versions:
         results.append(fetching.fetch_python(proj, airflow, cache))
+    for airflow in versions:
+        results.append(fetching.build_sdists(proj, airflow, cache))
     report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
                  [(r.what, str(r.files), str(r.downloaded), f"{r.bytes / 1e6:.0f}")
                   for r in results])

@@ -1,8 +1,9 @@
 """`invoke fetch`: fill the content-addressed cache with every locked input (network).
 
 Debian .debs come from the Debian lock (URL + sha256); Python files are chosen per lock by
-``rules.pypi_files`` and downloaded; every byte is checked against its locked sha256.
-After this, `invoke image` needs no network.
+``rules.pypi_files`` and downloaded; every byte is checked against its locked sha256. The
+locked sdists are then built into wheels once, offline, in the Debian root (made from the
+fetched .debs), and cached by input digest. After this, `invoke image` needs no network.
 """
 
 import json
@@ -77,3 +78,29 @@ def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
     pypi_files.save_choices(cache, text, chosen)
     sdists = sum(c.kind == "sdist" for c in chosen)
     return FetchResult(f"Airflow {airflow} ({sdists} sdists)", len(jobs), downloaded, size)
+
+
+def build_sdists(project: Project, airflow: str, cache: Path) -> FetchResult:
+    """Build the lock's sdists into wheels (cached: a second fetch builds nothing)."""
+    from rules import image, sdist_build
+
+    lock = project.locks[airflow]
+    text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
+    chosen = pypi_files.load_choices(cache, text, lock.lock)
+    sdists = [c for c in chosen if c.kind == "sdist"]
+    built, size = 0, 0
+    if not sdists:
+        return FetchResult(f"Airflow {airflow}: wheels built from sdists", 0, 0, 0)
+    tools = sdist_build.tools_of(chosen)
+    epochs = {image.shared_epoch(project, line) for line in project.lines.values()
+              if line.airflow == airflow}
+    for epoch in sorted(epochs):
+        inputs = image.Inputs(project, cache, epoch)
+        built += sum(not sdist_build.record_path(cache, sdist_build.build_key(
+            c, tools, inputs.rootfs_key)).exists() for c in sdists)
+        with report.status(f"Airflow {airflow}: building {len(sdists)} sdists into wheels"):
+            wheels = image.wheels_for(project, airflow, inputs)
+        inputs.save()
+        size += sum(wheels[c.name][0].stat().st_size for c in sdists)
+    return FetchResult(f"Airflow {airflow}: wheels built from sdists", len(sdists) * len(epochs),
+                       built, size)

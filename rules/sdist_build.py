@@ -29,8 +29,7 @@ def build_key(sdist: Chosen, tools: list[Chosen], rootfs_key: str) -> str:
 def built_wheel(sdist: Chosen, tools: list[Chosen], rootfs: Path, rootfs_key: str,
                 cache: Path) -> tuple[Path, str]:
     """The wheel built from ``sdist`` (path in the CAS, sha256), building it on a miss."""
-    key = build_key(sdist, tools, rootfs_key)
-    record = Path(cache) / "sdist-wheels" / f"{key}.json"
+    record = record_path(cache, build_key(sdist, tools, rootfs_key))
     if record.exists():
         data = json.loads(record.read_text())
         path = download.cas_path(cache, data["sha256"])
@@ -65,6 +64,11 @@ def built_wheel(sdist: Chosen, tools: list[Chosen], rootfs: Path, rootfs_key: st
     atomic.write_text(record, json.dumps({"sdist": sdist.filename, "wheel": wheels[0].name,
                                           "sha256": sha}) + "\n")
     return target, sha
+
+
+def record_path(cache: Path, key: str) -> Path:
+    """Where the record of a built wheel (sdist name, wheel name, sha256) is kept."""
+    return Path(cache) / "sdist-wheels" / f"{key}.json"
 
 
 def tools_of(chosen: list[Chosen]) -> list[Chosen]:
