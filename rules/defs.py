@@ -73,6 +73,7 @@ class Collector:
         self.lines: list[model.RuntimeLine] = []
         self.provider_sets: list[model.ProviderSet] = []
         self.modules: list[model.RuntimeModule] = []
+        self.patches: list[model.AirflowPatches] = []
 
     # WORKSPACE ---------------------------------------------------------------------------
     def workspace_functions(self) -> dict:
@@ -134,7 +135,6 @@ class Collector:
             a = validate("runtime_line", {
                 "name": Field(str),
                 "version": Field(str, check=_semver),
-                "lts": Field(bool, False),
                 "airflow": Field(str),
                 "python": Field(str),
                 "debian": Field(str),
@@ -149,7 +149,7 @@ class Collector:
                                 f'{a["version"]!r} is not a release of line {a["name"]}')
             a["pypi_cutoff_overrides"] = tuple(sorted(a["pypi_cutoff_overrides"].items()))
             a["modules"] = tuple(a["modules"])
-            self.lines.append(model.RuntimeLine(**a))
+            self.lines.append(model.RuntimeLine(lts=False, **a))  # lts: from the support policy
 
         def provider_set(**kw):
             a = validate("provider_set", {
@@ -181,7 +181,29 @@ class Collector:
                 airflow_plugin=a["airflow_plugin"], env=tuple(sorted(a["env"].items())),
                 airflow_home=tuple(sorted((k, rel(v)) for k, v in a["airflow_home"].items()))))
 
-        return {f.__name__: f for f in (runtime_line, provider_set, runtime_module)}
+        def airflow_patches(**kw):
+            a = validate("airflow_patches", {
+                "name": Field(str),
+                "airflow": Field(str, check=_semver),
+                "revision": Field(int, check=lambda v: None if v >= 1 else "must be >= 1"),
+                "patches": Field(list, check=lambda v: _nonempty(v) or _patch_names(v)),
+            }, kw)
+            rel = (lambda s: f"{package}/{s}" if package else s)
+            self.patches.append(model.AirflowPatches(
+                label=label(a["name"]), airflow=a["airflow"], revision=a["revision"],
+                patches=tuple(rel(p) for p in a["patches"])))
+
+        return {f.__name__: f for f in (runtime_line, provider_set, runtime_module,
+                                        airflow_patches)}
+
+
+def _patch_names(value: list) -> str | None:
+    for name in value:
+        if not isinstance(name, str) or not name.endswith(".patch"):
+            return f"expected paths of .patch files, got {name!r}"
+    if len(set(value)) != len(value):
+        return "a patch is listed twice"
+    return None
 
 
 def _env_names(env: dict) -> str | None:

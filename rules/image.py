@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci, pip_lock,
-                   pypi_files, report, requirements_file, sdist_build, wheel_install)
+from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci,
+                   patched_wheel, pip_lock, pypi_files, report, requirements_file, sdist_build,
+                   wheel_install)
 from rules.errors import DigestMismatchError, UserError
 from rules.model import Project, RuntimeLine
 
@@ -171,9 +172,9 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         # a rebuild with every layer cached never needs the Debian root.
         lock_text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
         step("config", action_cache.key("config", RECIPE, line.source_date_epoch,
-                                        inputs.rootfs_key, _version_metadata(line),
+                                        inputs.rootfs_key, _version_metadata(project, line),
                                         hashlib.sha256(lock_text.encode()).hexdigest()),
-             lambda: _config_layer(_config_files(line, lock_text, inputs), cache,
+             lambda: _config_layer(_config_files(project, line, lock_text, inputs), cache,
                                    line.source_date_epoch))
         # Layers are independent: write them two at a time (zlib and sha256 release the GIL).
         with ThreadPoolExecutor(LAYER_WORKERS) as pool:
@@ -214,7 +215,8 @@ def _python_groups(project: Project, airflow: str) -> list[tuple[str, list[str]]
 
 def wheels_for(project: Project, airflow: str, inputs: "Inputs"
                ) -> dict[str, tuple[Path, str, str]]:
-    """Package name -> (wheel blob, wheel filename, wheel sha256), sdists built as needed."""
+    """Package name -> (wheel blob, wheel filename, wheel sha256), sdists built as needed and
+    Airflow patched when the project backports fixes to it."""
     lock = project.locks[airflow]
     text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
     chosen = pypi_files.load_choices(inputs.cache, text, lock.lock)
@@ -226,13 +228,17 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
             out[c.name] = (download.cas_path(inputs.cache, c.sha256), c.filename, c.sha256)
         else:
             sdists.append(c)
+    patchset = project.patches.get(airflow)
+    if patchset and "apache-airflow" in out:
+        out["apache-airflow"] = patched_wheel.patched(project, patchset, *out["apache-airflow"],
+                                                      inputs.cache)
     if not sdists:
         return out
     tools = sdist_build.tools_of(chosen)
 
     def built(c):
-        record = Path(inputs.cache) / "sdist-wheels" / \
-            f"{sdist_build.build_key(c, tools, inputs.rootfs_key)}.json"
+        record = sdist_build.record_path(inputs.cache,
+                                         sdist_build.build_key(c, tools, inputs.rootfs_key))
         if not record.exists():
             sdist_build.built_wheel(c, tools, inputs.rootfs(), inputs.rootfs_key, inputs.cache)
         data = json.loads(record.read_text())
@@ -317,16 +323,22 @@ def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer
         return layer.write_entries(entries, inputs.cache, epoch, normalize_modes=True)
 
 
-def _version_metadata(line: RuntimeLine) -> dict:
+def _version_metadata(project: Project, line: RuntimeLine) -> dict:
+    patchset = project.patches.get(line.airflow)
     return {"runtime_version": line.version, "line": line.name, "lts": line.lts,
-            "airflow_version": line.airflow, "python": line.python, "debian": line.debian,
+            "airflow_version": project.airflow_version(line.airflow),
+            "airflow_patches": [Path(p).name for p in patchset.patches] if patchset else [],
+            "python": line.python, "debian": line.debian,
             "image": f"{REPO}:{line.version}"}
 
 
-def _config_files(line: RuntimeLine, lock_text: str, inputs: Inputs) -> dict[str, bytes]:
-    pins = [f"{e.name}=={e.version}" for e in requirements_file.parse(lock_text)[1]]
+def _config_files(project: Project, line: RuntimeLine, lock_text: str,
+                  inputs: Inputs) -> dict[str, bytes]:
+    airflow = project.airflow_version(line.airflow)
+    pins = [f"{e.name}=={airflow if e.name == 'apache-airflow' else e.version}"
+            for e in requirements_file.parse(lock_text)[1]]
     passwd = (inputs.rootfs() / "etc" / "passwd").read_text()
-    version = _version_metadata(line)
+    version = _version_metadata(project, line)
     return {
         "etc/passwd": (passwd + f"astro:x:{ASTRO_UID}:0:astro:{AIRFLOW_HOME}:/bin/bash\n"
                        ).encode(),
@@ -352,7 +364,7 @@ def _config_layer(files: dict[str, bytes], cache: Path, epoch: int) -> layer.Lay
             owner=lambda n: (ASTRO_UID, 0) if n == home else (0, 0), modes={home: 0o775})
 
 
-def _revision(project: Project) -> str:
+def revision(project: Project) -> str:
     try:
         return subprocess.run(["git", "-C", project.root, "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -363,7 +375,7 @@ def _revision(project: Project) -> str:
 def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) -> oci.Image:
     tag = line.version if flavor == "onbuild" else f"{line.version}-base"
     labels = {"io.astronomer.docker.runtime.version": line.version,
-              "io.astronomer.docker.airflow.version": line.airflow,
+              "io.astronomer.docker.airflow.version": project.airflow_version(line.airflow),
               "io.astronomer.docker.runtime.lts": "true" if line.lts else "false",
               "org.opencontainers.image.version": line.version}
     config = {
@@ -374,7 +386,7 @@ def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) ->
             f"AIRFLOW_HOME={AIRFLOW_HOME}",
             f"ASTRONOMER_RUNTIME_VERSION={line.version}",
             f"RUNTIME_VERSION={line.version}",
-            f"AIRFLOW_VERSION={line.airflow}",
+            f"AIRFLOW_VERSION={project.airflow_version(line.airflow)}",
             f"PIP_CONSTRAINT=/{SHARE}/constraints.txt",
             "PIP_DISABLE_PIP_VERSION_CHECK=1",
             "PYTHONUNBUFFERED=1",
@@ -398,8 +410,9 @@ def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) ->
         ]
     annotations = {"org.opencontainers.image.version": line.version,
                    "org.opencontainers.image.created": oci.rfc3339(line.source_date_epoch),
-                   "org.opencontainers.image.revision": _revision(project),
+                   "org.opencontainers.image.revision": revision(project),
                    "org.opencontainers.image.title": f"Runtime {line.version} ({flavor})",
                    "org.opencontainers.image.ref.name": tag}
+    floating = ".".join(line.version.split(".")[:2]) + ("" if flavor == "onbuild" else "-base")
     return oci.Image(REPO, tag, list(layers), list(history), config, line.source_date_epoch,
-                     annotations)
+                     annotations, aliases=(floating,))

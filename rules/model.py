@@ -59,10 +59,24 @@ class RuntimeModule:
 
 
 @dataclass(frozen=True)
+class AirflowPatches:
+    """Backported fixes applied to one Airflow version's upstream wheel."""
+
+    label: str
+    airflow: str  # the upstream version the patches apply to
+    revision: int  # N in the patched wheel's version, AIRFLOW+runtime.N
+    patches: tuple[str, ...]  # repo-relative .patch files, applied in this order
+
+    @property
+    def version(self) -> str:
+        return f"{self.airflow}+runtime.{self.revision}"
+
+
+@dataclass(frozen=True)
 class RuntimeLine:
     name: str  # "4.2"
     version: str  # "4.2.0"
-    lts: bool
+    lts: bool  # from the support policy (runtime/support.json)
     airflow: str
     python: str
     debian: str
@@ -83,6 +97,7 @@ class Project:
     provider_sets: dict[str, ProviderSet]
     modules: dict[str, RuntimeModule]
     workspace_name: str = field(default="runtime")
+    patches: dict[str, AirflowPatches] = field(default_factory=dict)  # by Airflow version
 
     def line(self, name: str) -> RuntimeLine:
         from rules.errors import UserError
@@ -91,6 +106,11 @@ class Project:
             known = ", ".join(self.lines)
             raise UserError(f"unknown runtime line '{name}'; known lines: {known}")
         return self.lines[name]
+
+    def airflow_version(self, airflow: str) -> str:
+        """The version the image's Airflow reports: upstream's, or the patched wheel's."""
+        patches = self.patches.get(airflow)
+        return patches.version if patches else airflow
 
     def lines_on(self, airflow: str) -> list[RuntimeLine]:
         return [line for line in self.lines.values() if line.airflow == airflow]

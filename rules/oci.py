@@ -43,6 +43,11 @@ class Image:
     config: dict
     epoch: int
     annotations: dict
+    aliases: tuple[str, ...] = ()  # more tags of the same manifest (floating tags)
+
+    @property
+    def tags(self) -> list[str]:
+        return [self.tag, *self.aliases]
 
     def config_blob(self) -> bytes:
         return canonical({
@@ -88,12 +93,12 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
         (work / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
         index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
             {"mediaType": MANIFEST, "digest": image.digest, "size": len(image.manifest_blob()),
-             "annotations": {"org.opencontainers.image.ref.name": image.tag,
-                             "io.containerd.image.name": f"{image.repo}:{image.tag}"}}
-            for image in images]}
+             "annotations": {"org.opencontainers.image.ref.name": tag,
+                             "io.containerd.image.name": f"{image.repo}:{tag}"}}
+            for image in images for tag in image.tags]}
         (work / "index.json").write_bytes(canonical(index))
         docker = [{"Config": "blobs/sha256/" + _digest(image.config_blob())[7:],
-                   "RepoTags": [f"{image.repo}:{image.tag}"],
+                   "RepoTags": [f"{image.repo}:{tag}" for tag in image.tags],
                    "Layers": ["blobs/sha256/" + layer.digest[7:] for layer in image.layers]}
                   for image in images]
         (work / "manifest.json").write_bytes(canonical(docker))

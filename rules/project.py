@@ -5,7 +5,9 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from rules import model
+import dataclasses
+
+from rules import model, support
 from rules.defs import Collector
 from rules.errors import UserError
 from rules.starlark_eval import evaluate
@@ -60,6 +62,7 @@ def _link(root: Path, c: Collector) -> model.Project:
     lines = _unique("runtime_line", c.lines, lambda line: line.name)
     sets = _unique("provider_set", c.provider_sets, lambda s: s.label)
     modules = _unique("runtime_module", c.modules, lambda m: m.label)
+    patches = _unique("airflow_patches for Airflow", c.patches, lambda p: p.airflow)
     python, debian = c.python[0], c.debian[0]
 
     for line in lines.values():
@@ -85,6 +88,16 @@ def _link(root: Path, c: Collector) -> model.Project:
                 raise UserError(f"{where}: field 'modules': no runtime_module {label} "
                                 f"(known: {', '.join(modules) or 'none'})")
 
+    policy = support.load(root)
+    for name in lines:
+        if name not in policy:
+            raise UserError(f"{support.POLICY}: no entry for line {name} (LTS or not, and "
+                            "supported until when)")
+        lines[name] = dataclasses.replace(lines[name], lts=policy[name].lts)
+    for name in policy:
+        if name not in lines:
+            raise UserError(f"{support.POLICY}: line {name} is not a runtime_line in BUILD")
+
     for airflow in locks:
         on = [line for line in lines.values() if line.airflow == airflow]
         for other in on[1:]:
@@ -98,6 +111,15 @@ def _link(root: Path, c: Collector) -> model.Project:
             if not (root / src).exists():
                 raise UserError(f"{module.label}: field 'srcs': {src} does not exist")
 
+    for patchset in patches.values():
+        where = f"{patchset.label}"
+        if patchset.airflow not in locks:
+            raise UserError(f"{where}: field 'airflow': no python_lock for Airflow "
+                            f"{patchset.airflow} in WORKSPACE (locks: {', '.join(locks)})")
+        for path in patchset.patches:
+            if not (root / path).is_file():
+                raise UserError(f"{where}: field 'patches': {path} does not exist")
+
     return model.Project(root=str(root), debian=debian, python=python, locks=locks,
                          lines=lines, provider_sets=sets, modules=modules,
-                         workspace_name=c.workspace_name or "runtime")
+                         workspace_name=c.workspace_name or "runtime", patches=patches)

@@ -7,7 +7,7 @@ import pytest
 
 from rules import image, pip_lock
 from tests import services
-from tests.containers import FLAVOR_TAGS, LINE
+from tests.containers import FLAVOR_TAGS, LINE, RUNTIME
 from tests.fixtures import REPO, run_invoke
 
 
@@ -19,7 +19,8 @@ def images():
                       "--out", str(pip_lock.default_cache() / "acceptance-out"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield {flavor: f"{image.REPO}:{tag}" for flavor, tag in FLAVOR_TAGS.items()}
-    for tag in FLAVOR_TAGS.values():
+    floating = ".".join(RUNTIME.version.split(".")[:2])
+    for tag in (*FLAVOR_TAGS.values(), floating, f"{floating}-base"):
         subprocess.run(["docker", "rmi", "-f", f"{image.REPO}:{tag}"], capture_output=True)
 
 

@@ -15,6 +15,7 @@ from tests.fixtures import REPO
 LINE = os.environ.get("RUNTIME_TEST_LINE", "4.2")
 PROJECT = project.load(REPO)
 RUNTIME = PROJECT.line(LINE)
+AIRFLOW = PROJECT.airflow_version(RUNTIME.airflow)  # what the image's Airflow reports
 FLAVOR_TAGS = {"onbuild": RUNTIME.version, "base": f"{RUNTIME.version}-base"}
 DAGS = REPO / "tests" / "dags"
 # what every Airflow container of the tests gets: no example DAGs, quick DAG discovery

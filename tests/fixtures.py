@@ -93,6 +93,9 @@ def make_project(root: Path, packages=("otherdep",), constraints=()) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "WORKSPACE").write_text(WORKSPACE.format(constraints=json.dumps(list(constraints))))
     (root / "BUILD").write_text(BUILD)
+    (root / "runtime").mkdir(exist_ok=True)
+    (root / "runtime" / "support.json").write_text(
+        '{"lines": {"4.2": {"lts": true, "supported_until": "2030-01-01"}}}\n')
     (root / "providers").mkdir(exist_ok=True)
     (root / "providers" / "BUILD").write_text(PROVIDERS.format(packages=json.dumps(list(packages))))
     wheels = root / "wheels"

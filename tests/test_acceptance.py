@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers import PROJECT, QUIET_AIRFLOW, RUNTIME, container, docker_run, \
+from tests.containers import AIRFLOW, PROJECT, QUIET_AIRFLOW, RUNTIME, container, docker_run, \
     http_json, inspect, sh, wait_until
 from tests.services import free_port
 
@@ -42,7 +42,7 @@ def test_no_arguments_prints_airflow_help(img):
 def test_entrypoint_dispatch(img):
     """Airflow sub-commands run through `airflow` (even `celery`, which is also a program);
     bash and python run as given."""
-    assert docker_run(img, "version").stdout.strip().splitlines()[-1] == RUNTIME.airflow
+    assert docker_run(img, "version").stdout.strip().splitlines()[-1] == AIRFLOW
     celery = docker_run(img, "celery", "--help", env={
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__SQL_ALCHEMY_CONN": "postgresql://airflow@127.0.0.1:1/airflow"})
@@ -57,7 +57,7 @@ def test_entrypoint_dispatch(img):
 def test_versions_os_and_user(img):
     out = sh(img, "airflow version 2>/dev/null | tail -n 1; python --version 2>&1; "
                   "cat /etc/debian_version; id -u; id -g").splitlines()
-    assert out[0] == RUNTIME.airflow
+    assert out[0] == AIRFLOW
     assert out[1].startswith("Python 3.9.")
     assert out[2].startswith("11.")
     assert out[3:5] == ["50000", "0"]
@@ -78,8 +78,8 @@ def test_pip_cannot_replace_airflow(img):
     proc = docker_run(img, "pip", "install", "--no-index", f"apache-airflow=={other}")
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
-    assert f"apache-airflow=={RUNTIME.airflow}" in text and "constraint" in text, text
-    assert sh(img, "airflow version 2>/dev/null | tail -n 1").strip() == RUNTIME.airflow
+    assert f"apache-airflow=={AIRFLOW}" in text and "constraint" in text, text
+    assert sh(img, "airflow version 2>/dev/null | tail -n 1").strip() == AIRFLOW
 
 
 def test_version_label_env_and_file_agree(img):
@@ -90,7 +90,7 @@ def test_version_label_env_and_file_agree(img):
     in_container = sh(img, "echo $ASTRONOMER_RUNTIME_VERSION").strip()
     assert label == env["ASTRONOMER_RUNTIME_VERSION"] == data["runtime_version"] == \
         in_container == RUNTIME.version
-    assert data["airflow_version"] == RUNTIME.airflow
+    assert data["airflow_version"] == AIRFLOW
 
 
 def test_providers_are_the_declared_ones(img):

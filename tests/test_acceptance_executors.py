@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests import services
-from tests.containers import DAGS, QUIET_AIRFLOW, RUNTIME, container, docker_run, http_json, \
-    logs, running, wait_until
+from tests.containers import AIRFLOW, DAGS, QUIET_AIRFLOW, RUNTIME, container, docker_run, \
+    http_json, logs, running, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 DAG_ID = "runtime_acceptance"
@@ -115,7 +115,7 @@ def test_kubernetes_executor_renders_pod_specs_for_the_image(images, postgres_se
         assert main["image"] == img
         assert main["args"][:5] == ["airflow", "tasks", "run", DAG_ID, task]
         assert main["args"][-2:] == ["--subdir", f"DAGS_FOLDER/{DAG_ID}.py"]
-        assert pod["metadata"]["labels"]["airflow_version"] == RUNTIME.airflow.replace("+", "-")
+        assert pod["metadata"]["labels"]["airflow_version"] == AIRFLOW.replace("+", "-")
 
 
 @pytest.mark.xfail(RUNTIME.airflow in ("2.2.0", "2.2.4", "2.3.0"), strict=True,

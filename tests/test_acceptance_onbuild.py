@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.containers import QUIET_AIRFLOW, RUNTIME, docker_run, sh
+from tests.containers import AIRFLOW, QUIET_AIRFLOW, RUNTIME, docker_run, sh
 from tests.fixtures import make_wheel
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
@@ -118,7 +118,7 @@ def test_user_project_builds_and_its_dag_runs(images, index, tag, tmp_path):
         """, env=QUIET_AIRFLOW).split()
     assert out == ["jq-1.6", "OK!", "Version:", "1.0.0", "50000",
                    "astro:0", "astro:0", "sample_project_plugin", "sample_project",
-                   "HELLO", "FROM", "INCLUDE!", RUNTIME.airflow], out
+                   "HELLO", "FROM", "INCLUDE!", AIRFLOW], out
 
 
 def test_a_requirement_on_apache_airflow_fails_the_build(images, index, tag, tmp_path):
@@ -143,4 +143,4 @@ def test_the_base_flavor_has_no_onbuild_triggers(images, tag, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = docker_run(tag, "bash", "-c", "ls /usr/local/airflow; airflow version 2>/dev/null "
                                         "| tail -n 1").stdout.split()
-    assert "requirements.txt" not in out and out[-1] == RUNTIME.airflow
+    assert "requirements.txt" not in out and out[-1] == AIRFLOW

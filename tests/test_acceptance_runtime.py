@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.containers import QUIET_AIRFLOW, RUNTIME, container, docker_run, http_json, logs, \
-    wait_until
+from tests.containers import AIRFLOW, QUIET_AIRFLOW, RUNTIME, container, docker_run, http_json, \
+    logs, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 LOCAL = {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -86,7 +86,7 @@ def test_a_nonsense_memory_limit_file_stops_the_start(images):
 def test_version_metadata(images):
     data = info(images["onbuild"])
     assert data["runtime_version"] == RUNTIME.version
-    assert data["airflow_version"] == RUNTIME.airflow
+    assert data["airflow_version"] == AIRFLOW
     assert data["line"] == RUNTIME.name and data["lts"] == RUNTIME.lts
     assert data["python"].startswith("3.9.") and data["image_digest"] is None
     deployed = info(images["onbuild"], env={"RUNTIME_IMAGE_TAG": "registry.local/acme:1",

@@ -18,7 +18,7 @@ import requests
 
 from rules import pip_lock
 from tests import services
-from tests.containers import DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, wait_until
+from tests.containers import AIRFLOW, DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, wait_until
 from tests.platform_tokens import AUDIENCE, AUTH_ENV, ISSUER, mint
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
@@ -402,4 +402,4 @@ def test_airflow_version_is_the_lines(server):
     base, tokens, _ = server
     r = requests.get(f"{base}/api/v1/version", headers=bearer(tokens["good"]["Viewer"]),
                      timeout=30)
-    assert r.status_code == 200 and r.json()["version"] == RUNTIME.airflow
+    assert r.status_code == 200 and r.json()["version"] == AIRFLOW

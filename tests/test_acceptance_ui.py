@@ -12,8 +12,8 @@ import pytest
 
 from rules import pip_lock
 from tests import services
-from tests.containers import DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, http_json, logs, \
-    wait_until
+from tests.containers import AIRFLOW, DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, http_json, \
+    logs, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
@@ -99,7 +99,7 @@ def test_footer_and_menu_on_every_page(images, browser):
     with handle as name:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_json(f"{base}/health"), 240, "the webserver answering")
-        expected = [f"Astronomer Runtime {RUNTIME.version}", f"Apache Airflow {RUNTIME.airflow}",
+        expected = [f"Astronomer Runtime {RUNTIME.version}", f"Apache Airflow {AIRFLOW}",
                     f"image runtime:{RUNTIME.version}"]
         browser.get(f"{base}/login/")
         text = footer_text(browser, ARTIFACTS / "login.png")

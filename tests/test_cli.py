@@ -41,10 +41,18 @@ def test_unknown_runtime_lists_known_lines(repo_copy):
 
 def test_bad_field_names_target_and_field(repo_copy):
     build = repo_copy / "BUILD"
-    build.write_text(build.read_text().replace('lts = True,', 'lts = "yes",'))
+    build.write_text(build.read_text().replace('name = "4.2",', 'name = "4.2",\n    lts = True,'))
     proc = run_invoke(repo_copy, "lines")
     assert_clean_error(proc, 2)
-    assert 'runtime_line "4.2": field \'lts\': expected True or False' in proc.stderr
+    assert 'runtime_line "4.2"' in proc.stderr and "'lts'" in proc.stderr, proc.stderr
+
+
+def test_bad_support_policy_names_file_line_and_column(repo_copy):
+    policy = repo_copy / "runtime" / "support.json"
+    policy.write_text(policy.read_text().replace('"lts": true,', '"lts": yes,'))
+    proc = run_invoke(repo_copy, "lines")
+    assert_clean_error(proc, 2)
+    assert "runtime/support.json:16:14: Expecting value" in proc.stderr, proc.stderr
 
 
 def test_check_passes_on_committed_locks():

@@ -1,0 +1,128 @@
+"""The patch applier and the patched Airflow wheel: offline, on small made-up wheels, plus the
+project's real patches against the real upstream wheels when they are fetched."""
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from installer.sources import WheelFile
+
+from rules import download, patch_apply, patched_wheel, pip_lock, project, pypi_files
+from rules.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "Subject: [PATCH] Fix the greeting\n\nUpstream: apache/airflow#12345\n---\n"
+
+
+def diff(path, hunks, header=HEADER):
+    return (header + f"--- a/{path}\n+++ b/{path}\n" + hunks).encode()
+
+
+def wheel(files: dict[str, str], version="2.2.4") -> bytes:
+    out = io.BytesIO()
+    info = f"apache_airflow-{version}.dist-info"
+    files = dict(files)
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: apache-airflow\nVersion: {version}\n"
+    files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/RECORD"] = ""
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return out.getvalue()
+
+
+GREETING = "def greet():\n    name = None\n    return 'hello ' + name\n\n\nX = 1\n"
+FIX = ("@@ -1,3 +1,3 @@\n def greet():\n-    name = None\n+    name = 'world'\n"
+       "     return 'hello ' + name\n")
+
+
+def test_a_hunk_applies_where_it_moved_and_keeps_the_rest():
+    _, (change,) = patch_apply.parse(diff("airflow/greet.py", FIX).decode())
+    files = {"airflow/greet.py": ("# a line added above\n" + GREETING).encode()}
+    out = patch_apply.apply(files, change).decode()
+    assert out == "# a line added above\n" + GREETING.replace("None", "'world'")
+
+
+def test_new_files_and_missing_final_newlines():
+    text = ("--- /dev/null\n+++ b/airflow/new.py\n@@ -0,0 +1,2 @@\n+A = 1\n+B = 2\n"
+            "\\ No newline at end of file\n")
+    _, (change,) = patch_apply.parse(HEADER + text)
+    assert patch_apply.apply({}, change) == b"A = 1\nB = 2"
+
+
+def test_a_hunk_that_no_longer_applies_names_file_and_hunk():
+    second = "@@ -6,1 +6,1 @@\n-X = 2\n+X = 3\n"
+    _, (change,) = patch_apply.parse(diff("airflow/greet.py", FIX + second).decode())
+    with pytest.raises(patch_apply.PatchError) as e:
+        patch_apply.apply({"airflow/greet.py": GREETING.encode()}, change)
+    assert "airflow/greet.py: hunk #2 does not apply (@@ -6,1 +6,1 @@)" in str(e.value)
+
+
+def test_repacked_wheel_is_the_local_version_with_a_valid_record(tmp_path):
+    name, data = patched_wheel.repack(wheel({"airflow/greet.py": GREETING}),
+                                      "apache_airflow-2.2.4-py3-none-any.whl", "2.2.4+runtime.1",
+                                      [("0001-fix.patch", diff("airflow/greet.py", FIX))])
+    assert name == "apache_airflow-2.2.4+runtime.1-py3-none-any.whl"
+    (tmp_path / name).write_bytes(data)
+    with WheelFile.open(tmp_path / name) as source:
+        source.validate_record()  # every file's sha256 and size match its RECORD row
+        assert source.distribution == "apache_airflow" and source.version == "2.2.4+runtime.1"
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        assert zf.read("airflow/greet.py").decode() == GREETING.replace("None", "'world'")
+        meta = zf.read("apache_airflow-2.2.4+runtime.1.dist-info/METADATA").decode()
+        assert "Version: 2.2.4+runtime.1\n" in meta
+        assert {i.date_time for i in zf.infolist()} == {patched_wheel.ZIP_TIME}
+    assert names[-1] == "apache_airflow-2.2.4+runtime.1.dist-info/RECORD"
+    assert not any(n.startswith("apache_airflow-2.2.4.dist-info") for n in names)
+    again = patched_wheel.repack(wheel({"airflow/greet.py": GREETING}),
+                                 "apache_airflow-2.2.4-py3-none-any.whl", "2.2.4+runtime.1",
+                                 [("0001-fix.patch", diff("airflow/greet.py", FIX))])[1]
+    assert hashlib.sha256(again).digest() == hashlib.sha256(data).digest()
+
+
+def test_a_patch_that_does_not_apply_fails_naming_patch_and_hunk():
+    moved = GREETING.replace("name = None", "name = ''")
+    with pytest.raises(UserError) as e:
+        patched_wheel.repack(wheel({"airflow/greet.py": moved}),
+                             "apache_airflow-2.2.4-py3-none-any.whl", "2.2.4+runtime.1",
+                             [("runtime/patches/2.2.4/0001-fix.patch",
+                               diff("airflow/greet.py", FIX))])
+    assert str(e.value).startswith("runtime/patches/2.2.4/0001-fix.patch does not apply to "
+                                   "apache_airflow-2.2.4-py3-none-any.whl: airflow/greet.py: "
+                                   "hunk #1 does not apply (@@ -1,3 +1,3 @@)")
+
+
+def test_a_patch_must_cite_the_upstream_fix():
+    with pytest.raises(UserError, match="must cite the upstream fix"):
+        patched_wheel.repack(wheel({"airflow/greet.py": GREETING}),
+                             "apache_airflow-2.2.4-py3-none-any.whl", "2.2.4+runtime.1",
+                             [("0001-fix.patch", diff("airflow/greet.py", FIX, "Fix it\n"))])
+
+
+def _upstream(proj, airflow):
+    cache = pip_lock.default_cache()
+    lock = proj.locks[airflow]
+    text = (REPO / lock.lock).read_text()
+    if not pypi_files.choices_path(cache, text).exists():
+        return None
+    chosen = {c.name: c for c in pypi_files.load_choices(cache, text, lock.lock)}
+    blob = download.cas_path(cache, chosen["apache-airflow"].sha256)
+    return (blob, chosen["apache-airflow"].filename) if blob.exists() else None
+
+
+@pytest.mark.parametrize("airflow", ["2.1.1", "2.2.0", "2.2.4", "2.3.0"])
+def test_the_projects_patches_apply_to_the_locked_upstream_wheel(airflow):
+    proj = project.load(REPO)
+    patchset = proj.patches.get(airflow)
+    assert patchset, f"no airflow_patches target for Airflow {airflow}"
+    found = _upstream(proj, airflow)
+    if found is None:
+        pytest.skip(f"Airflow {airflow} is not fetched (`./dev fetch --runtime <line>`)")
+    blob, filename = found
+    patches = [(p, (REPO / p).read_bytes()) for p in patchset.patches]
+    name, data = patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)
+    assert name == f"apache_airflow-{patchset.version}-py3-none-any.whl"
+    assert patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)[1] == data
