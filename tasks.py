@@ -74,12 +74,81 @@ def fetch(c, runtime=None):
 @task
 @user_errors
 def lines(c):
-    """Print the Runtime lines declared in BUILD."""
+    """Print the Runtime lines: Airflow, latest version, LTS and support (runtime/support.json),
+    and the digest of the latest release (runtime/releases)."""
+    from rules import release as releasing
+    from rules import support
+
     proj = project.load()
-    report.table("Runtime lines", ("line", "version", "LTS", "Airflow", "Python", "Debian",
-                                   "PyPI cut-off", "providers"),
-                 [(ln.name, ln.version, "yes" if ln.lts else "", ln.airflow, ln.python,
-                   ln.debian, ln.pypi_cutoff, ln.providers) for ln in proj.lines.values()])
+    policy = support.load(proj.root)
+    published = releasing.records(proj.root)
+    rows = []
+    for ln in proj.lines.values():
+        record = published.get(ln.version)
+        digest = (record or {}).get("digests", {}).get("onbuild") or "not recorded"
+        rows.append((ln.name, proj.airflow_version(ln.airflow), ln.version,
+                     "LTS" if ln.lts else "", policy[ln.name].supported_until,
+                     support.status(policy[ln.name]), record["date"] if record else "",
+                     digest[:19]))
+    report.table("Runtime lines", ("line", "Airflow", "latest", "LTS", "supported until",
+                                   "status", "released", "digest (onbuild)"), rows)
+
+
+@task(help={
+    "runtime": "the Runtime line to release from (e.g. 4.2)",
+    "bump": "patch (next release of the line), minor or major (the first of a new line)",
+    "lts": "mark the released line LTS (support until the release date + 24 months)",
+    "tests": "pytest -k expression for the image-tests gate (default: the whole suite)",
+    "out": "where the released images go (default: out/release-VERSION)",
+})
+@user_errors
+def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
+    """Release the next version of a line: refused unless the locks are current, two builds
+    agree on every digest and the image tests pass; then BUILD, runtime/support.json, the
+    release record and runtime/RELEASE_NOTES.md are written."""
+    from datetime import date
+
+    from rules import dockerd, image, system_deps
+    from rules import release as releasing
+
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
+    proj = project.load()
+    today = date.today()
+    plan = releasing.plan(proj, runtime, bump, lts, today)
+    print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
+    cache = pip_lock.default_cache()
+    final = Path(out) if out else Path(proj.root) / "out" / f"release-{plan.version}"
+    with releasing.scratch_copy(Path(proj.root), cache) as copy:
+        releasing.apply_edits(copy, plan)
+        edited = project.load(copy)
+        with report.status("gate 1/3: lock check"):
+            releasing.check_locks(edited, plan.new_line)
+        staged = copy / "out" / "release"
+        with report.status("gate 2/3: two builds of both flavors, compared"):
+            digests = releasing.check_reproducible(edited, plan.new_line, staged, cache)
+        with report.status(f"gate 3/3: image tests of line {plan.new_line}"), \
+                dockerd.engine(cache) as host:
+            releasing.check_images(copy, plan.new_line, tests, host)
+        data = releasing.facts(edited, plan.new_line, digests, today,
+                               image.revision(edited))
+        previous = releasing.latest(proj.root, plan.new_line) or \
+            releasing.latest(proj.root, plan.line)
+        entry = releasing.notes_entry(data, previous)
+        releasing.apply_edits(proj.root, plan)
+        releasing.write_record(proj.root, data, entry)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            import shutil
+
+            shutil.rmtree(final)
+        staged.rename(final)
+    print(entry)
+    report.table(f"Runtime {plan.version}", ("image", "digest"),
+                 [(f"{image.REPO}:{releasing.tag(plan.version, f)}, "
+                   f"{image.REPO}:{releasing.floating(plan.version, f)}", d)
+                  for f, d in sorted(digests.items())])
+    print(f"images: {final}; record: {releasing.RECORDS}/{plan.version}.json; "
+          f"notes: {releasing.NOTES}")
 
 
 @task(help={"runtime": "the Runtime line whose lock to verify (default: all Airflow versions)"})
@@ -213,5 +282,5 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True):
                 c.run("python tools/bench_logging.py", pty=False, env={"DOCKER_HOST": host})
 
 
-ns = Collection(lock, lock_dev, fetch, lines, verify_lock, test, test_image, image, pex,
-                bench)
+ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
+                pex, bench)
