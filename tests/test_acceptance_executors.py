@@ -120,7 +120,8 @@ def test_kubernetes_executor_renders_pod_specs_for_the_image(images, postgres_se
 
 @pytest.mark.xfail(RUNTIME.airflow in ("2.2.0", "2.2.4", "2.3.0"), strict=True,
                    reason="upstream bug: generate-dag-yaml renders the run id as null on "
-                          "Airflow 2.2-2.3; a backported fix belongs to the patches issue")
+                          "Airflow 2.2-2.3; no Airflow 2.x release fixed it (only the later "
+                          "cncf.kubernetes provider), so there is no upstream fix to backport")
 def test_kubernetes_pod_spec_names_the_run(images, postgres_server):
     pg, img = postgres_server, images["base"]
     env = airflow_env(pg.url(pg.create_database("kubernetes_run")), "KubernetesExecutor")
