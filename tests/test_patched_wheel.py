@@ -3,6 +3,7 @@ project's real patches against the real upstream wheels when they are fetched.""
 
 import hashlib
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -126,3 +127,23 @@ def test_the_projects_patches_apply_to_the_locked_upstream_wheel(airflow):
     name, data = patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)
     assert name == f"apache_airflow-{patchset.version}-py3-none-any.whl"
     assert patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)[1] == data
+
+
+def test_image_build_with_a_patch_that_no_longer_applies_names_patch_and_hunk(tmp_path):
+    proj = project.load(REPO)
+    if _upstream(proj, "2.2.4") is None:
+        pytest.skip("Airflow 2.2.4 is not fetched (`./dev fetch --runtime 4.2`)")
+    from tests.fixtures import run_invoke
+
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".git", ".venv", "out",
+                                                              "__pycache__"))
+    patch = copy / proj.patches["2.2.4"].patches[0]
+    patch.write_text(patch.read_text().replace("-        if not key:", "-        if not k:"))
+    out = tmp_path / "out"
+    proc = run_invoke(copy, "image", "--runtime", "4.2", "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert (f"error: {proj.patches['2.2.4'].patches[0]} does not apply to "
+            "apache_airflow-2.2.4-py3-none-any.whl: airflow/secrets/local_filesystem.py: "
+            "hunk #2 does not apply (@@ -85,8 +85,7 @@)") in proc.stderr, proc.stderr
+    assert not out.exists()
