@@ -19,7 +19,8 @@ from tests.fixtures import REPO, invoke_argv, run_invoke
 
 pytestmark = pytest.mark.slow
 DOWNLOADS = pip_lock.default_cache()
-TAGS = ("4.2.0", "4.2.0-base")
+VERSION = project.load(REPO).lines["4.2"].version
+TAGS = (VERSION, f"{VERSION}-base")
 FLOATING = ("4.2", "4.2-base")  # the same manifests as TAGS, in that order
 AIRFLOW = project.load(REPO).airflow_version("2.2.4")  # upstream's, or the patched wheel's
 
@@ -83,14 +84,15 @@ def test_both_flavors_are_written_as_an_oci_layout(build_a):
             assert (out / blob).is_file()
     configs = {e["RepoTags"][0]: json.loads((out / e["Config"]).read_text())
                for e in json.loads((out / "manifest.json").read_text())}
-    onbuild, base = configs["runtime:4.2.0"]["config"], configs["runtime:4.2.0-base"]["config"]
+    onbuild, base = configs[f"runtime:{VERSION}"]["config"], \
+        configs[f"runtime:{VERSION}-base"]["config"]
     assert "OnBuild" not in base and any("requirements.txt" in t for t in onbuild["OnBuild"])
     assert onbuild["User"] == "astro" and onbuild["WorkingDir"] == "/usr/local/airflow"
-    assert "ASTRONOMER_RUNTIME_VERSION=4.2.0" in onbuild["Env"]
-    assert onbuild["Labels"]["io.astronomer.docker.runtime.version"] == "4.2.0"
-    assert configs["runtime:4.2.0"]["created"] == "2022-03-02T00:00:00Z"
-    assert layer_digests(out, "4.2.0") == layer_digests(out, "4.2.0-base")
-    assert len(layer_digests(out, "4.2.0")) >= 10  # base, python, airflow, providers, modules
+    assert f"ASTRONOMER_RUNTIME_VERSION={VERSION}" in onbuild["Env"]
+    assert onbuild["Labels"]["io.astronomer.docker.runtime.version"] == VERSION
+    assert configs[f"runtime:{VERSION}"]["created"] == "2022-03-02T00:00:00Z"
+    assert layer_digests(out, VERSION) == layer_digests(out, f"{VERSION}-base")
+    assert len(layer_digests(out, VERSION)) >= 10  # base, python, airflow, providers, modules
 
 
 def test_offline_build_elsewhere_gives_the_same_digests(build_a, work):
@@ -120,7 +122,7 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     source.write_text(source.read_text() + "\nEDITED = True\n")
     result = image.build(project.load(checkout), "4.2", ("base",), work / "out-edit", cache)
     assert [s.name for s in result.steps if not s.hit] == ["module ui"]
-    before = layer_digests(out_a, "4.2.0-base")
+    before = layer_digests(out_a, f"{VERSION}-base")
     after = [s.layer.digest for s in result.steps]
     changed = [i for i, (x, y) in enumerate(zip(before, after)) if x[len("blobs/sha256/"):] != y[7:]]
     assert len(before) == len(after) and len(changed) == 1

@@ -18,6 +18,6 @@ def test_pex_is_reproducible_and_runs_airflow(tmp_path):
     first, digest = pex_build.build(proj, "4.2", tmp_path / "one", cache)
     again, digest_again = pex_build.build(proj, "4.2", tmp_path / "two", cache)
     assert digest == digest_again and first.read_bytes() == again.read_bytes()
-    assert first.name == "runtime-4.2.0.pex"
+    assert first.name == f"runtime-{project.load(REPO).lines['4.2'].version}.pex"
     assert pex_build.run(proj, "4.2", first, ["version"], cache).strip().splitlines()[-1] == "2.2.4"
     shutil.rmtree(tmp_path, ignore_errors=True)

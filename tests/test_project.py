@@ -61,7 +61,7 @@ def edit(path, old, new):
 
 
 def test_unknown_field_names_target_and_field(repo_copy):
-    edit(repo_copy / "BUILD", 'version = "4.2.0",', 'version = "4.2.0",\n    pyhton = "3.9",')
+    edit(repo_copy / "BUILD", '    name = "4.2",', '    name = "4.2",\n    pyhton = "3.9",')
     with pytest.raises(BuildFileError) as err:
         project.load(repo_copy)
     assert 'runtime_line "4.2": unknown field \'pyhton\'' in str(err.value)

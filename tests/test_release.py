@@ -16,6 +16,15 @@ from rules.errors import UserError
 from tests.fixtures import REPO, run_invoke
 
 TODAY = date(2026, 11, 30)
+CURRENT = project.load(REPO).lines["4.2"].version  # line 4.2's latest release
+
+
+def bumped(version: str, by: int = 1) -> str:
+    major, minor, patch = version.split(".")
+    return f"{major}.{minor}.{int(patch) + by}"
+
+
+NEXT = bumped(CURRENT)
 
 
 @pytest.fixture
@@ -35,7 +44,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def test_a_patch_release_is_the_next_version_of_the_line():
     plan = release.plan(project.load(REPO), "4.2", "patch", False, TODAY)
-    assert (plan.new_line, plan.old_version, plan.version) == ("4.2", "4.2.0", "4.2.1")
+    assert (plan.new_line, plan.old_version, plan.version) == ("4.2", CURRENT, NEXT)
     assert plan.lts and plan.supported_until == support.load(REPO)["4.2"].supported_until
 
 
@@ -58,11 +67,11 @@ def test_refused_plans(line, bump, message):
 
 
 def test_a_release_that_would_go_backwards_is_refused(copy):
-    record = json.loads((copy / release.RECORDS / "4.2.0.json").read_text())
-    record["version"] = "4.2.5"
-    (copy / release.RECORDS / "4.2.5.json").write_text(json.dumps(record))
-    with pytest.raises(UserError, match=r"refused: 4.2.1 would go backwards: line 4.2 has "
-                                        r"already published 4.2.5"):
+    record = json.loads((copy / release.RECORDS / f"{CURRENT}.json").read_text())
+    record["version"] = bumped(CURRENT, 5)
+    (copy / release.RECORDS / f"{record['version']}.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match=rf"refused: {NEXT} would go backwards: line 4.2 has "
+                                        rf"already published {record['version']}"):
         release.plan(project.load(copy), "4.2", "patch", False, TODAY)
 
 
@@ -71,7 +80,7 @@ def test_edits_move_the_version_or_add_the_new_line(copy):
     release.apply_edits(copy, release.plan(project.load(copy), "5.0", "minor", False, TODAY))
     proj = project.load(copy)
     assert {n: ln.version for n, ln in proj.lines.items()} == {
-        "3.0": "3.0.0", "4.0": "4.0.0", "4.1": "4.1.1", "4.2": "4.2.0", "5.0": "5.0.0",
+        "3.0": "3.0.0", "4.0": "4.0.0", "4.1": "4.1.1", "4.2": CURRENT, "5.0": "5.0.0",
         "5.1": "5.1.0"}
     assert proj.lines["5.1"].airflow == "2.3.0" and not proj.lines["5.1"].lts
     assert support.load(copy)["5.1"].supported_until == "2027-11-30"
@@ -150,31 +159,36 @@ def release_cli(copy: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_release_end_to_end(copy):
+    previous = release.latest(REPO, "4.2")
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch",
                        "--tests", "test_airflow_version_and_pip_show_report_the_patched_wheel")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proj = project.load(copy)
-    assert proj.lines["4.2"].version == "4.2.1"
-    record = json.loads((copy / release.RECORDS / "4.2.1.json").read_text())
-    out = copy / "out" / "release-4.2.1"
+    assert proj.lines["4.2"].version == NEXT
+    record = json.loads((copy / release.RECORDS / f"{NEXT}.json").read_text())
+    out = copy / "out" / f"release-{NEXT}"
     index = json.loads((out / "index.json").read_text())
     refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
             for m in index["manifests"]}
-    assert refs == {"4.2.1": record["digests"]["onbuild"], "4.2": record["digests"]["onbuild"],
-                    "4.2.1-base": record["digests"]["base"], "4.2-base": record["digests"]["base"]}
+    assert refs == {NEXT: record["digests"]["onbuild"], "4.2": record["digests"]["onbuild"],
+                    f"{NEXT}-base": record["digests"]["base"],
+                    "4.2-base": record["digests"]["base"]}
     assert record["airflow"] == proj.airflow_version("2.2.4")
     notes = (copy / release.NOTES).read_text()
-    assert notes.startswith(release.NOTES_TITLE + "\n## Runtime 4.2.1 (line 4.2, LTS) — ")
+    assert notes.startswith(release.NOTES_TITLE + f"\n## Runtime {NEXT} (line 4.2, LTS) — ")
     entry = notes.split("\n## ")[1]
-    assert "Changes since 4.2.0:" in entry
-    assert f"- Apache Airflow {record['airflow']} (was 2.2.4)" in entry
-    assert "- Backported fix added: " in entry and "apache/airflow#" in entry
-    assert "- Debian packages: unchanged" in entry
-    assert record["digests"]["onbuild"] in entry
+    assert f"Changes since {previous['version']}:" in entry
+    if previous["airflow"] != record["airflow"]:
+        assert f"- Apache Airflow {record['airflow']} (was {previous['airflow']})" in entry
+    for name in set(record["patches"]) - set(previous["patches"]):
+        assert f"{record['patches'][name]['upstream']}; {name})" in entry
+    assert "- Debian packages: unchanged" in entry and "- Python packages updated: " not in \
+        entry.replace("- Python packages updated: apache-airflow", "")
+    assert record["digests"]["onbuild"] in entry and record["digests"]["base"] in entry
     # the same version again is refused, and so is going back below it
-    (copy / "BUILD").write_text((copy / "BUILD").read_text().replace('"4.2.1"', '"4.2.0"'))
+    (copy / "BUILD").write_text((copy / "BUILD").read_text().replace(f'"{NEXT}"', f'"{CURRENT}"'))
     again = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
-    assert again.returncode == 2 and "refused: 4.2.1 is already published" in again.stderr
+    assert again.returncode == 2 and f"refused: {NEXT} is already published" in again.stderr
 
 
 @pytest.mark.slow
@@ -188,7 +202,7 @@ def test_failing_image_tests_refuse_the_release(copy):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "refused: the image tests of line 4.2 failed" in proc.stderr
     assert "this release must not ship" in proc.stderr
-    assert snapshot(copy) == before and not (copy / "out" / "release-4.2.1").exists()
+    assert snapshot(copy) == before and not (copy / "out" / f"release-{NEXT}").exists()
 
 
 @pytest.mark.slow
@@ -201,4 +215,4 @@ def test_a_build_that_is_not_reproducible_refuses_the_release(copy):
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "refused: the reproducibility check failed (onbuild: sha256:" in proc.stderr
-    assert snapshot(copy) == before and not (copy / "out" / "release-4.2.1").exists()
+    assert snapshot(copy) == before and not (copy / "out" / f"release-{NEXT}").exists()
