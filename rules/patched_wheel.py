@@ -103,7 +103,7 @@ def repack(wheel: bytes, filename: str, version: str,
         for name in order + [record]:
             info = zipfile.ZipInfo(name, ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o100000 | modes.get(name, 0o644)) << 16
+            info.external_attr = (0o100000 | (modes.get(name) or 0o644)) << 16
             info.create_system = 3
             zf.writestr(info, renamed[name], compresslevel=6)
     return f"{dist}-{version}-{rest}", out.getvalue()

@@ -61,6 +61,67 @@ def test_a_hunk_that_no_longer_applies_names_file_and_hunk():
     assert "airflow/greet.py: hunk #2 does not apply (@@ -6,1 +6,1 @@)" in str(e.value)
 
 
+def test_crlf_files_keep_their_line_ends_and_other_separators_stay():
+    text = "a\r\nb\r\nc\x0cd\r\n"
+    patch = HEADER + ("--- a/f.css\n+++ b/f.css\n@@ -1,3 +1,3 @@\n a\r\n-b\r\n+B\r\n"
+                      " c\x0cd\r\n")
+    _, (change,) = patch_apply.parse(patch)
+    assert patch_apply.apply({"f.css": text.encode()}, change) == b"a\r\nB\r\nc\x0cd\r\n"
+
+
+def test_insertions_without_context_land_where_gnu_patch_puts_them():
+    text = "".join(f"{n}\n" for n in range(1, 9))
+    patch = HEADER + ("--- a/n\n+++ b/n\n@@ -2,0 +3 @@\n+two-and-a-half\n"
+                      "@@ -6,0 +8 @@\n+six-and-a-half\n")
+    _, (change,) = patch_apply.parse(patch)
+    out = patch_apply.apply({"n": text.encode()}, change).decode().splitlines()
+    assert out == ["1", "2", "two-and-a-half", "3", "4", "5", "6", "six-and-a-half", "7", "8"]
+
+
+def test_a_later_hunk_never_applies_above_an_earlier_one():
+    text = "if x: go()\n" + "".join(f"line {n}\n" for n in range(10)) + "end\n"
+    patch = HEADER + ("--- a/f\n+++ b/f\n@@ -5,1 +5,1 @@\n-line 3\n+line three\n"
+                      "@@ -12,1 +12,1 @@\n-if x: go()\n+if x: stop()\n")
+    _, (change,) = patch_apply.parse(patch)
+    with pytest.raises(patch_apply.PatchError, match="hunk #2 does not apply"):
+        patch_apply.apply({"f": text.encode()}, change)
+
+
+def test_git_changes_without_hunks_are_applied_or_refused():
+    empty = HEADER + ("diff --git a/airflow/pkg/__init__.py b/airflow/pkg/__init__.py\n"
+                      "new file mode 100644\nindex 0000000..e69de29\n")
+    _, (change,) = patch_apply.parse(empty)
+    assert (change.old_path, change.new_path) == (None, "airflow/pkg/__init__.py")
+    assert patch_apply.apply({}, change) == b""
+    renamed = HEADER + ("diff --git a/airflow/a.py b/airflow/b.py\nsimilarity index 100%\n"
+                        "rename from airflow/a.py\nrename to airflow/b.py\n")
+    with pytest.raises(patch_apply.PatchError, match="not supported"):
+        patch_apply.parse(renamed)
+    binary = HEADER + ("diff --git a/x.png b/x.png\nindex 1..2 100644\nGIT binary patch\n"
+                       "literal 5\nzcmV\n")
+    with pytest.raises(patch_apply.PatchError, match="not supported"):
+        patch_apply.parse(binary)
+
+
+def test_two_patches_on_one_file_and_a_new_file_are_in_the_record(tmp_path):
+    second = ("--- a/airflow/greet.py\n+++ b/airflow/greet.py\n@@ -6 +6 @@\n-X = 1\n+X = 2\n"
+              "--- /dev/null\n+++ b/airflow/added.py\n@@ -0,0 +1 @@\n+ADDED = True\n")
+    name, data = patched_wheel.repack(
+        wheel({"airflow/greet.py": GREETING}), "apache_airflow-2.2.4-py3-none-any.whl",
+        "2.2.4+runtime.2", [("0001-fix.patch", diff("airflow/greet.py", FIX)),
+                            ("0002-more.patch", (HEADER + second).encode())])
+    (tmp_path / name).write_bytes(data)
+    with WheelFile.open(tmp_path / name) as source:
+        source.validate_record()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.read("airflow/greet.py").decode() == \
+            GREETING.replace("None", "'world'").replace("X = 1", "X = 2")
+        assert zf.read("airflow/added.py") == b"ADDED = True\n"
+        record = zf.read("apache_airflow-2.2.4+runtime.2.dist-info/RECORD").decode()
+        assert "airflow/added.py,sha256=" in record
+        assert (zf.getinfo("airflow/added.py").external_attr >> 16) & 0o777 == 0o644
+
+
 def test_repacked_wheel_is_the_local_version_with_a_valid_record(tmp_path):
     name, data = patched_wheel.repack(wheel({"airflow/greet.py": GREETING}),
                                       "apache_airflow-2.2.4-py3-none-any.whl", "2.2.4+runtime.1",
