@@ -106,6 +106,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     """Release the next version of a line: refused unless the locks are current, two builds
     agree on every digest and the image tests pass; then BUILD, runtime/support.json, the
     release record and runtime/RELEASE_NOTES.md are written."""
+    import shutil
     from datetime import date
 
     from rules import dockerd, image, system_deps
@@ -113,12 +114,17 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
+    root = Path(proj.root)
     today = date.today()
     plan = releasing.plan(proj, runtime, bump, lts, today)
+    releasing.check_patches(proj, plan)
+    state = releasing.check_clean(root)
+    final = Path(out) if out else root / "out" / f"release-{plan.version}"
+    if final.exists() and any(final.iterdir()):
+        raise UserError(f"refused: {final} exists and is not empty: remove it or pick --out")
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
     cache = pip_lock.default_cache()
-    final = Path(out) if out else Path(proj.root) / "out" / f"release-{plan.version}"
-    with releasing.scratch_copy(Path(proj.root), cache) as copy:
+    with releasing.scratch_copy(root, cache) as copy:
         releasing.apply_edits(copy, plan)
         edited = project.load(copy)
         with report.status("gate 1/3: lock check"):
@@ -128,20 +134,20 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
             digests = releasing.check_reproducible(edited, plan.new_line, staged, cache)
         with report.status(f"gate 3/3: image tests of line {plan.new_line}"), \
                 dockerd.engine(cache) as host:
-            releasing.check_images(copy, plan.new_line, tests, host)
-        data = releasing.facts(edited, plan.new_line, digests, today,
-                               image.revision(edited))
-        previous = releasing.latest(proj.root, plan.new_line) or \
-            releasing.latest(proj.root, plan.line)
+            releasing.check_images(copy, plan.new_line, tests, host, digests, plan.version)
+        if releasing.git_state(root) != state:
+            raise UserError("refused: the checkout changed while the gates ran; release again")
+        data = releasing.facts(edited, plan.new_line, digests, today, state[0])
+        previous = releasing.latest(root, plan.new_line) or releasing.latest(root, plan.line)
         entry = releasing.notes_entry(data, previous)
-        releasing.apply_edits(proj.root, plan)
-        releasing.write_record(proj.root, data, entry)
+        # images first, then the record and notes, then BUILD and the policy: a failure on
+        # the way leaves no new version in BUILD without its record
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
-            import shutil
-
-            shutil.rmtree(final)
-        staged.rename(final)
+            final.rmdir()  # empty, checked above
+        shutil.move(staged, final)
+        releasing.write_record(root, data, entry)
+        releasing.apply_edits(root, plan)
     print(entry)
     report.table(f"Runtime {plan.version}", ("image", "digest"),
                  [(f"{image.REPO}:{releasing.tag(plan.version, f)}, "

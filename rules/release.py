@@ -9,6 +9,7 @@ line's image tests must pass. Only then are BUILD, the support policy, the relea
 notes (runtime/RELEASE_NOTES.md, newest first) written.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -76,8 +77,13 @@ def plan(proj: Project, line_name: str, bump: str, lts: bool, today: date) -> Pl
     published = records(proj.root)
     taken = set(published) | {ln.version for ln in proj.lines.values()}
     if version in taken:
+        newest = max((v for v, r in published.items() if r["line"] == line_name), key=Version,
+                     default=None)
+        behind = f"; BUILD says line {line_name} is at {line.version}, but {newest} is " \
+                 "published: bring BUILD up to date first" \
+            if newest and Version(newest) > Version(line.version) else ""
         raise UserError(f"refused: {version} is already published; a release never re-uses a "
-                        "version")
+                        f"version{behind}")
     if bump != "patch" and new_line in proj.lines:
         raise UserError(f"refused: line {new_line} already exists (its current release is "
                         f"{proj.lines[new_line].version})")
@@ -108,14 +114,15 @@ def _add_months(day: date, months: int) -> date:
 
 # Edits -------------------------------------------------------------------------------------
 def _line_block(text: str, name: str) -> tuple[int, int] | None:
-    """(start, end) of the runtime_line(...) call whose name is ``name``."""
+    """(start, end) of the runtime_line(...) call whose name is ``name``: from its first line
+    to the next line that starts with ")" (BUILD files are formatted one call per block)."""
     for m in re.finditer(r"^runtime_line\($", text, flags=re.M):
-        end = text.find("\n)\n", m.start())
-        if end == -1:
+        close = re.compile(r"^\).*$\n?", flags=re.M).search(text, m.end())
+        if close is None:
             continue
-        block = text[m.start():end + 3]
-        if re.search(rf'^\s+name = "{re.escape(name)}",$', block, flags=re.M):
-            return m.start(), end + 3
+        block = text[m.start():close.end()]
+        if re.search(rf'^\s+name = "{re.escape(name)}",', block, flags=re.M):
+            return m.start(), close.end()
     return None
 
 
@@ -162,8 +169,9 @@ def facts(proj: Project, line_name: str, digests: dict[str, str], today: date,
         header = (Path(proj.root) / path).read_text(encoding="utf-8").split("\n--- ", 1)[0]
         subject = re.search(r"^Subject: (?:\[PATCH[^\]]*\] )?(.*)$", header, flags=re.M)
         ref = patched_wheel.UPSTREAM_REF.search(header)
-        patches[Path(path).name] = {"subject": subject.group(1) if subject else "",
-                                    "upstream": ref.group(0) if ref else ""}
+        patches[Path(path).name] = {
+            "subject": subject.group(1) if subject else "", "upstream": ref.group(0) if ref else "",
+            "sha256": hashlib.sha256((Path(proj.root) / path).read_bytes()).hexdigest()}
     debian = {p["name"]: p["version"] for p in debian_lock.load(proj)["packages"]}
     return {"version": line.version, "line": line.name, "date": today.isoformat(),
             "lts": line.lts, "airflow": proj.airflow_version(line.airflow),
@@ -267,6 +275,44 @@ def _elsewhere(folder: Path):
         os.chdir(old_cwd)
 
 
+def check_patches(proj: Project, p: Plan) -> None:
+    """Changed backports need a new revision: one version, one set of bytes."""
+    previous = latest(proj.root, p.new_line) or latest(proj.root, p.line)
+    airflow = proj.line(p.line).airflow
+    version = proj.airflow_version(airflow)
+    if not previous or previous["airflow"] != version:
+        return
+    patchset = proj.patches.get(airflow)
+    now = {Path(path).name: hashlib.sha256((Path(proj.root) / path).read_bytes()).hexdigest()
+           for path in (patchset.patches if patchset else ())}
+    before = {name: entry.get("sha256") for name, entry in previous["patches"].items()}
+    if now != before:
+        raise UserError(f"refused: the backports of Airflow {airflow} changed since "
+                        f"{previous['version']}, but it is still {version}: raise `revision` "
+                        f"in {patchset.label if patchset else 'its airflow_patches target'}")
+
+
+def git_state(root: Path) -> tuple[str, str]:
+    """(HEAD, `git status --porcelain`) of the checkout."""
+    def git(*args):
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"refused: {root} is not a git checkout (a release records the "
+                            f"commit it is built from): {proc.stderr.strip()}")
+        return proc.stdout
+
+    return git("rev-parse", "HEAD").strip(), git("status", "--porcelain")
+
+
+def check_clean(root: Path) -> tuple[str, str]:
+    state = git_state(root)
+    if state[1]:
+        changed = ", ".join(line[3:] for line in state[1].splitlines()[:5])
+        raise UserError("refused: the checkout has uncommitted changes (" + changed + "); a "
+                        "release is built from a commit: commit or stash them first")
+    return state
+
+
 def check_locks(proj: Project, line_name: str) -> None:
     try:
         pip_lock.check_all(proj, [proj.line(line_name).airflow])
@@ -297,15 +343,27 @@ def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
     return ours
 
 
-def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str) -> None:
-    """The acceptance suite of the line (or the tests ``tests`` selects), run in ``copy``."""
+def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str,
+                 digests: dict[str, str], version: str) -> None:
+    """The acceptance suite of the line (or the tests ``tests`` selects), run in ``copy``; the
+    images it builds must be the ones being released."""
+    tested = copy / "out" / "tested"
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "acceptance", "-p", "no:cacheprovider"]
     if tests:
         cmd += ["-k", tests]
-    env = dict(os.environ, DOCKER_HOST=docker_host, RUNTIME_TEST_LINE=line_name)
+    env = dict(os.environ, DOCKER_HOST=docker_host, RUNTIME_TEST_LINE=line_name,
+               RUNTIME_TEST_IMAGE_OUT=str(tested))
     proc = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, env=env)
     if proc.returncode == 5:
         raise UserError(f"refused: no image test of line {line_name} matches -k {tests!r}")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise UserError(f"refused: the image tests of line {line_name} failed:\n{tail}")
+    if (tested / "index.json").exists():
+        index = json.loads((tested / "index.json").read_text())
+        refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+                for m in index["manifests"]}
+        for flavor, digest in digests.items():
+            if refs.get(tag(version, flavor)) != digest:
+                raise UserError(f"refused: the images tested ({refs.get(tag(version, flavor))})"
+                                f" are not the ones built for release ({digest})")

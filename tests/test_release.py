@@ -36,6 +36,15 @@ def copy(tmp_path):
     return dst
 
 
+def commit(root: Path) -> None:
+    """Commit everything in the copy: a release is built from a clean checkout."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@localhost",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@localhost")
+    for args in (["add", "-A"], ["commit", "-q", "--allow-empty", "-m", "test state"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, env=env,
+                       capture_output=True)
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     files = [root / "BUILD", root / support.POLICY, root / release.NOTES,
              *sorted((root / release.RECORDS).glob("*.json"))]
@@ -120,6 +129,51 @@ def test_every_line_has_a_baseline_record():
         assert published[line.version]["line"] == line.name
 
 
+def test_a_new_line_that_already_exists_is_refused(copy):
+    build = copy / "BUILD"
+    text = build.read_text()
+    start = text.index("runtime_line(\n    name = \"5.0\",")
+    block = text[start:text.index("\n)\n", start) + 3]
+    build.write_text(text + "\n" + block.replace('"5.0"', '"5.1"').replace('"5.0.0"', '"5.1.3"')
+                     .replace("\n)\n", "\n)  # the next line\n"))
+    policy = support.load(copy)
+    policy["5.1"] = policy["5.0"]
+    support.save(copy, policy)
+    with pytest.raises(UserError, match=r"refused: line 5.1 already exists \(its current "
+                                        r"release is 5.1.3\)"):
+        release.plan(project.load(copy), "5.0", "minor", False, TODAY)
+    # a block closed by ")  # comment" is still one block: a patch release of 5.1 edits only it
+    plan = release.plan(project.load(copy), "5.1", "patch", False, TODAY)
+    release.apply_edits(copy, plan)
+    assert {n: ln.version for n, ln in project.load(copy).lines.items()}["5.1"] == "5.1.4"
+    assert build.read_text().count("runtime_line(") == 6
+
+
+def test_changed_backports_need_a_new_revision(copy):
+    proj = project.load(copy)
+    record = json.loads((copy / release.RECORDS / f"{CURRENT}.json").read_text())
+    record.update(version=bumped(CURRENT, 7), airflow=proj.airflow_version("2.2.4"),
+                  patches={Path(p).name: {"sha256": "0" * 64}
+                           for p in proj.patches["2.2.4"].patches})
+    (copy / release.RECORDS / f"{record['version']}.json").write_text(json.dumps(record))
+    plan = release.Plan("4.2", "4.2", record["version"], bumped(CURRENT, 8), True, "2030-01-01")
+    with pytest.raises(UserError, match=r"refused: the backports of Airflow 2.2.4 changed since "
+                                        rf"{record['version']}, but it is still "
+                                        r"2.2.4\+runtime.\d+: raise `revision` in "
+                                        r"//runtime/patches:airflow-2.2.4"):
+        release.check_patches(proj, plan)
+
+
+def test_uncommitted_changes_refuse_the_release(copy):
+    commit(copy)
+    (copy / "README.md").write_text("edited\n")
+    before = snapshot(copy)
+    proc = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "error: refused: the checkout has uncommitted changes (README.md)" in proc.stderr
+    assert snapshot(copy) == before
+
+
 def test_refused_release_via_cli_changes_nothing(copy):
     before = snapshot(copy)
     proc = run_invoke(copy, "release", "--runtime", "4.1", "--bump", "minor")
@@ -131,6 +185,7 @@ def test_refused_release_via_cli_changes_nothing(copy):
 def test_a_stale_lock_refuses_the_release_before_building(copy):
     providers = copy / "providers" / "BUILD"
     providers.write_text(providers.read_text().replace('"redis",', '"redis",\n    "slack",'))
+    commit(copy)
     before = snapshot(copy)
     proc = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
@@ -159,6 +214,7 @@ def release_cli(copy: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_release_end_to_end(copy):
+    commit(copy)
     previous = release.latest(REPO, "4.2")
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch",
                        "--tests", "test_airflow_version_and_pip_show_report_the_patched_wheel")
@@ -196,6 +252,7 @@ def test_failing_image_tests_refuse_the_release(copy):
     (copy / "tests" / "test_acceptance_zz_broken.py").write_text(
         "import pytest\n\npytestmark = pytest.mark.acceptance\n\n\n"
         "def test_broken_on_purpose():\n    assert False, 'this release must not ship'\n")
+    commit(copy)
     before = snapshot(copy)
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch",
                        "--tests", "broken_on_purpose")
@@ -211,6 +268,7 @@ def test_a_build_that_is_not_reproducible_refuses_the_release(copy):
     oci.write_text(oci.read_text().replace(
         '"annotations": self.annotations,',
         '"annotations": dict(self.annotations, built=__import__("time").time_ns()),'))
+    commit(copy)
     before = snapshot(copy)
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch")
     assert proc.returncode == 2, proc.stdout + proc.stderr
