@@ -81,6 +81,10 @@ def sources_list(project: Project) -> str:
     return "".join(f"deb {m} {s} {comps}\n" for m, s in project.debian.archives)
 
 
+def cached(cache: Path, key: str) -> bool:
+    return (Path(cache) / "rootfs" / key).is_dir()
+
+
 def build(project: Project, cache: Path, epoch: int) -> Path:
     """The Debian root folder for this lock (cached; built on a miss)."""
     for tool in ("mmdebstrap", "dpkg-deb", "unshare"):

@@ -62,6 +62,7 @@ class Inputs:
         self._rootfs = None
         self._verified = _VerifiedBlobs(cache)
         self._lock = threading.Lock()
+        self.prepared: dict[str, Path] = {}  # tree key -> unpacked, stripped work folder
 
     def rootfs(self) -> Path:
         with self._lock:
@@ -70,6 +71,14 @@ class Inputs:
                     self._verified.check(pkg["sha256"], pkg["filename"])
                 self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
             return self._rootfs
+
+    def rootfs_cached(self) -> bool:
+        return debian_rootfs.cached(self.cache, self.rootfs_key)
+
+    def take_prepared(self, keys: list[str]) -> dict[str, Path]:
+        """The prepared work folders of these tree keys (each handed out once)."""
+        with self._lock:
+            return {k: self.prepared.pop(k) for k in keys if k in self.prepared}
 
     def verify(self, sha256: str, name: str) -> Path:
         with self._lock:
@@ -176,10 +185,27 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                                         hashlib.sha256(lock_text.encode()).hexdigest()),
              lambda: _config_layer(_config_files(project, line, lock_text, inputs), cache,
                                    line.source_date_epoch))
-        # Layers are independent: write them two at a time (zlib and sha256 release the GIL).
-        with ThreadPoolExecutor(LAYER_WORKERS) as pool:
-            futures = [pool.submit(run, *p) for p in planned]
-            result.steps = [f.result() for f in futures]
+        # When the Debian root must be made (mmdebstrap, mostly one core), this thread
+        # unpacks and strips the missing Python trees meanwhile: they need no root.
+        python_missing = [names for (_, names), p in zip(plan, planned[1:])
+                          if action_cache.get(cache, p[1]) is None]
+        prepared: dict[str, Path] = {}
+        try:
+            if python_missing and not inputs.rootfs_cached():
+                with ThreadPoolExecutor(1) as background:
+                    root = background.submit(inputs.rootfs)
+                    prepared = wheel_install.prepare(
+                        [_tree_item(n, wheels, inputs) for names in python_missing
+                         for n in names], cache)
+                    root.result()
+            inputs.prepared = prepared
+            # Layers are independent: write them two at a time (zlib and sha256 release the
+            # GIL).
+            with ThreadPoolExecutor(LAYER_WORKERS) as pool:
+                futures = [pool.submit(run, *p) for p in planned]
+                result.steps = [f.result() for f in futures]
+        finally:
+            wheel_install.discard(prepared)
     inputs.save()
     layers = [s.layer for s in result.steps]
     history = [f"runtime: {s.name}" for s in result.steps]
@@ -250,10 +276,18 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
     return out
 
 
+def _tree_item(name: str, wheels, inputs: Inputs) -> tuple[Path, str, str, str]:
+    blob, filename, sha256 = wheels[name]
+    return blob, filename, wheel_install.tree_key(sha256, inputs.rootfs_key), name
+
+
 def _python_layer(names, wheels, inputs: Inputs, epoch: int) -> layer.Layer:
-    items = [(wheels[n][0], wheels[n][1], wheel_install.tree_key(wheels[n][2], inputs.rootfs_key),
-              n) for n in names]
-    trees = wheel_install.image_trees(items, inputs.cache, inputs.rootfs)
+    items = [_tree_item(n, wheels, inputs) for n in names]
+    prepared = inputs.take_prepared([key for _, _, key, _ in items])
+    try:
+        trees = wheel_install.image_trees(items, inputs.cache, inputs.rootfs, prepared)
+    finally:
+        wheel_install.discard(prepared)
     return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
                                normalize_modes=True)
 

@@ -53,18 +53,24 @@ def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -
     return done
 
 
-def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs) -> list[Path]:
+def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs,
+                prepared: dict[str, Path] | None = None) -> list[Path]:
     """Package trees for (wheel blob, filename, tree key, name), installed and byte-compiled
     by the image's python3.9. A published tree is complete and never written again: trees are
-    made in private work folders and renamed into place (``rootfs`` is called only on a miss)."""
+    made in private work folders and renamed into place (``rootfs`` is called only on a miss).
+    ``prepared`` maps tree keys to work folders `prepare` already unpacked and stripped."""
     done = [tree_path(cache, key) for _, _, key, _ in wheels]
     pending = [(w, d) for w, d in zip(wheels, done) if not d.is_dir()]
     if pending:
-        works = [_unpack(blob, filename, cache, key, name)
-                 for (blob, filename, key, name), _ in pending]
+        prepared = prepared if prepared is not None else {}
+        works = []
         try:
-            for work in works:
-                strip_tree(work)
+            for (blob, filename, key, name), _ in pending:
+                work = prepared.pop(key, None)
+                if work is None:
+                    work = _unpack(blob, filename, cache, key, name)
+                    strip_tree(work)
+                works.append(work)
             compile_trees(rootfs(), works)
         except BaseException:
             for work in works:
@@ -73,6 +79,28 @@ def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs) -
         for work, (_, target) in zip(works, pending):
             _publish(work, target)
     return done
+
+
+def prepare(wheels: list[tuple[Path, str, str, str]], cache: Path) -> dict[str, Path]:
+    """Unpack and strip the trees of ``wheels`` not yet published (what needs no Debian root),
+    into work folders by tree key; `image_trees` compiles and publishes them."""
+    out: dict[str, Path] = {}
+    try:
+        for blob, filename, key, name in wheels:
+            if key not in out and not tree_path(cache, key).is_dir():
+                out[key] = _unpack(blob, filename, cache, key, name)
+                strip_tree(out[key])
+    except BaseException:
+        discard(out)
+        raise
+    return out
+
+
+def discard(prepared: dict[str, Path]) -> None:
+    """Remove prepared work folders that were not used."""
+    for work in prepared.values():
+        shutil.rmtree(work, ignore_errors=True)
+    prepared.clear()
 
 
 def _unpack(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
