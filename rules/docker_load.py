@@ -15,4 +15,4 @@ def load(layout: Path) -> list[str]:
         images = client.images.load(oci.layout_tar(Path(layout)))
     except DockerException as e:
         raise UserError(f"cannot load into the Docker engine: {e}") from None
-    return sorted(tag for image in images for tag in image.tags)
+    return sorted({tag for image in images for tag in image.tags})
