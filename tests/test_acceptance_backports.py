@@ -14,7 +14,7 @@ from rules import download, pip_lock, pypi_files
 from tests.containers import AIRFLOW, PROJECT, RUNTIME, docker_run, sh
 from tests.fixtures import REPO
 
-pytestmark = pytest.mark.acceptance
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 PATCHES = PROJECT.patches.get(RUNTIME.airflow)
 CHECKS = REPO / "tests" / "backports"
 
