@@ -75,7 +75,8 @@ def fetch(c, runtime=None):
 @user_errors
 def lines(c):
     """Print the Runtime lines: Airflow, latest version, LTS and support (runtime/support.json),
-    and the digest of the latest release (runtime/releases)."""
+    and the digest of the latest release (runtime/releases). An Airflow that BUILD would change
+    in the line's next release shows as "next"."""
     from rules import release as releasing
     from rules import support
 
@@ -86,7 +87,10 @@ def lines(c):
     for ln in proj.lines.values():
         record = published.get(ln.version)
         digest = (record or {}).get("digests", {}).get("onbuild") or "not recorded"
-        rows.append((ln.name, proj.airflow_version(ln.airflow), ln.version,
+        airflow = proj.airflow_version(ln.airflow)  # what BUILD builds now
+        if record and record["airflow"] != airflow:
+            airflow = f"{record['airflow']} (next: {airflow})"
+        rows.append((ln.name, airflow, ln.version,
                      "LTS" if ln.lts else "", policy[ln.name].supported_until,
                      support.status(policy[ln.name]), record["date"] if record else "",
                      digest[:19]))
@@ -134,7 +138,9 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
             digests = releasing.check_reproducible(edited, plan.new_line, staged, cache)
         with report.status(f"gate 3/3: image tests of line {plan.new_line}"), \
                 dockerd.engine(cache) as host:
-            releasing.check_images(copy, plan.new_line, tests, host, digests, plan.version)
+            summary = releasing.check_images(copy, plan.new_line, tests, host, digests,
+                                             plan.version)
+        print(f"image tests of line {plan.new_line}: {summary}")
         if releasing.git_state(root) != state:
             raise UserError("refused: the checkout changed while the gates ran; release again")
         data = releasing.facts(edited, plan.new_line, digests, today, state[0])

@@ -344,9 +344,9 @@ def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
 
 
 def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str,
-                 digests: dict[str, str], version: str) -> None:
+                 digests: dict[str, str], version: str) -> str:
     """The acceptance suite of the line (or the tests ``tests`` selects), run in ``copy``; the
-    images it builds must be the ones being released."""
+    images it builds must be the ones being released. Returns pytest's summary line."""
     tested = copy / "out" / "tested"
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "acceptance", "-p", "no:cacheprovider"]
     if tests:
@@ -367,3 +367,4 @@ def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str
             if refs.get(tag(version, flavor)) != digest:
                 raise UserError(f"refused: the images tested ({refs.get(tag(version, flavor))})"
                                 f" are not the ones built for release ({digest})")
+    return (proc.stdout.strip().splitlines() or [""])[-1]
