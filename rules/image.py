@@ -256,8 +256,9 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
             sdists.append(c)
     patchset = project.patches.get(airflow)
     if patchset and "apache-airflow" in out:
-        out["apache-airflow"] = patched_wheel.patched(project, patchset, *out["apache-airflow"],
-                                                      inputs.cache)
+        blob, name, sha256 = patched_wheel.patched(project, patchset, *out["apache-airflow"],
+                                                   inputs.cache)
+        out["apache-airflow"] = (inputs.verify(sha256, name), name, sha256)  # as sdists' wheels
     if not sdists:
         return out
     tools = sdist_build.tools_of(chosen)
