@@ -120,3 +120,23 @@ def run_invoke(cwd: Path, *args: str, timeout: int = 1200, env: dict | None = No
 def invoke_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args]
 
+
+
+def upstream_airflow_wheel(proj, airflow: str) -> tuple[Path, str]:
+    """(CAS path, filename) of the locked upstream apache-airflow wheel of ``airflow``,
+    downloaded and sha256-checked on a miss (the network once; no whole-lock fetch)."""
+    from rules import download, pip_lock, pypi_files, requirements_file
+
+    cache = pip_lock.default_cache()
+    lock = proj.locks[airflow]
+    text = (REPO / lock.lock).read_text()
+    if pypi_files.choices_path(cache, text).exists():
+        chosen = {c.name: c for c in pypi_files.load_choices(cache, text, lock.lock)}
+        pick = chosen["apache-airflow"]
+    else:
+        entry = next(e for e in requirements_file.parse(text)[1] if e.name == "apache-airflow")
+        tags = pypi_files.target_tags(proj.python.version, proj.python.platform)
+        pick = pypi_files.choose(entry.name, entry.version,
+                                 pypi_files.index_files(lock.index_url, entry.name,
+                                                        entry.version), entry.hashes, tags)
+    return download.fetch_verified(pick.url, pick.sha256, cache, pick.filename), pick.filename

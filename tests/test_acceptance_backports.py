@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rules import download, pip_lock, pypi_files
 from tests.containers import AIRFLOW, PROJECT, RUNTIME, docker_run, sh
-from tests.fixtures import REPO
+from tests.fixtures import REPO, upstream_airflow_wheel
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 PATCHES = PROJECT.patches.get(RUNTIME.airflow)
@@ -26,11 +25,7 @@ def check_script(patch: str) -> Path:
 @pytest.fixture(scope="module")
 def upstream_airflow():
     """A folder holding upstream's `airflow` package, from the locked (unpatched) wheel."""
-    cache = pip_lock.default_cache()
-    lock = PROJECT.locks[RUNTIME.airflow]
-    text = (REPO / lock.lock).read_text()
-    chosen = {c.name: c for c in pypi_files.load_choices(cache, text, lock.lock)}
-    wheel = download.cas_path(cache, chosen["apache-airflow"].sha256)
+    wheel, _ = upstream_airflow_wheel(PROJECT, RUNTIME.airflow)
     tmp = Path(tempfile.mkdtemp(prefix="upstream-airflow-"))
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(tmp, [n for n in zf.namelist() if n.startswith("airflow/")])

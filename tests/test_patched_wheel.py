@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from installer.sources import WheelFile
 
-from rules import download, patch_apply, patched_wheel, pip_lock, project, pypi_files
+from rules import patch_apply, patched_wheel, project
 from rules.errors import UserError
+from tests.fixtures import REPO, run_invoke, upstream_airflow_wheel
 
-REPO = Path(__file__).resolve().parents[1]
 HEADER = "Subject: [PATCH] Fix the greeting\n\nUpstream: apache/airflow#12345\n---\n"
 
 
@@ -164,38 +164,24 @@ def test_a_patch_must_cite_the_upstream_fix():
                              [("0001-fix.patch", diff("airflow/greet.py", FIX, "Fix it\n"))])
 
 
-def _upstream(proj, airflow):
-    cache = pip_lock.default_cache()
-    lock = proj.locks[airflow]
-    text = (REPO / lock.lock).read_text()
-    if not pypi_files.choices_path(cache, text).exists():
-        return None
-    chosen = {c.name: c for c in pypi_files.load_choices(cache, text, lock.lock)}
-    blob = download.cas_path(cache, chosen["apache-airflow"].sha256)
-    return (blob, chosen["apache-airflow"].filename) if blob.exists() else None
-
-
+@pytest.mark.slow  # downloads the upstream wheel once
 @pytest.mark.parametrize("airflow", ["2.1.1", "2.2.0", "2.2.4", "2.3.0"])
 def test_the_projects_patches_apply_to_the_locked_upstream_wheel(airflow):
     proj = project.load(REPO)
     patchset = proj.patches.get(airflow)
     assert patchset, f"no airflow_patches target for Airflow {airflow}"
-    found = _upstream(proj, airflow)
-    if found is None:
-        pytest.skip(f"Airflow {airflow} is not fetched (`./dev fetch --runtime <line>`)")
-    blob, filename = found
+    blob, filename = upstream_airflow_wheel(proj, airflow)
     patches = [(p, (REPO / p).read_bytes()) for p in patchset.patches]
     name, data = patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)
     assert name == f"apache_airflow-{patchset.version}-py3-none-any.whl"
     assert patched_wheel.repack(blob.read_bytes(), filename, patchset.version, patches)[1] == data
 
 
+@pytest.mark.slow  # the line's inputs are fetched first (network once)
 def test_image_build_with_a_patch_that_no_longer_applies_names_patch_and_hunk(tmp_path):
     proj = project.load(REPO)
-    if _upstream(proj, "2.2.4") is None:
-        pytest.skip("Airflow 2.2.4 is not fetched (`./dev fetch --runtime 4.2`)")
-    from tests.fixtures import run_invoke
-
+    proc = run_invoke(REPO, "fetch", "--runtime", "4.2")
+    assert proc.returncode == 0, proc.stderr
     copy = tmp_path / "repo"
     shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".git", ".venv", "out",
                                                               "__pycache__"))
