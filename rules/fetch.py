@@ -7,6 +7,7 @@ fetched .debs), and cached by input digest. After this, `invoke image` needs no 
 """
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,3 +105,17 @@ def build_sdists(project: Project, airflow: str, cache: Path) -> FetchResult:
         size += sum(wheels[c.name][0].stat().st_size for c in sdists)
     return FetchResult(f"Airflow {airflow}: wheels built from sdists", len(sdists) * len(epochs),
                        built, size)
+
+
+FETCHED = ("pypi-choices", "sdist-wheels")  # besides the CAS: what `fetch` writes
+
+
+def cache_of_fetched(cache: Path, path: Path) -> Path:
+    """A new cache at ``path`` holding only what `fetch` put in ``cache`` (the CAS linked, the
+    file choices and sdist wheel records copied): every build action in it runs again."""
+    path.mkdir(parents=True)
+    (path / "cas").symlink_to(Path(cache).resolve() / "cas")
+    for folder in FETCHED:
+        if (Path(cache) / folder).is_dir():
+            shutil.copytree(Path(cache) / folder, path / folder)
+    return path

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from rules import atomic, debian_lock, image, patched_wheel, pip_lock, project, \
+from rules import atomic, debian_lock, fetch, image, patched_wheel, pip_lock, project, \
     requirements_file, support
 from rules.errors import UserError
 from rules.model import Project
@@ -163,20 +163,27 @@ def facts(proj: Project, line_name: str, digests: dict[str, str], today: date,
     lock_text = (Path(proj.root) / proj.locks[line.airflow].lock).read_text(encoding="utf-8")
     python = {e.name: e.version for e in requirements_file.parse(lock_text)[1]}
     python["apache-airflow"] = proj.airflow_version(line.airflow)
-    patchset = proj.patches.get(line.airflow)
-    patches = {}
-    for path in patchset.patches if patchset else ():
-        header = (Path(proj.root) / path).read_text(encoding="utf-8").split("\n--- ", 1)[0]
-        subject = re.search(r"^Subject: (?:\[PATCH[^\]]*\] )?(.*)$", header, flags=re.M)
-        ref = patched_wheel.UPSTREAM_REF.search(header)
-        patches[Path(path).name] = {
-            "subject": subject.group(1) if subject else "", "upstream": ref.group(0) if ref else "",
-            "sha256": hashlib.sha256((Path(proj.root) / path).read_bytes()).hexdigest()}
+    patches = patch_facts(proj, line.airflow)
     debian = {p["name"]: p["version"] for p in debian_lock.load(proj)["packages"]}
     return {"version": line.version, "line": line.name, "date": today.isoformat(),
             "lts": line.lts, "airflow": proj.airflow_version(line.airflow),
             "built_from": revision, "digests": digests, "patches": patches,
             "python_packages": python, "debian_packages": debian}
+
+
+def patch_facts(proj: Project, airflow: str) -> dict[str, dict]:
+    """Patch file name -> subject, upstream reference and sha256, for Airflow ``airflow``."""
+    patchset = proj.patches.get(airflow)
+    out = {}
+    for path in patchset.patches if patchset else ():
+        data = (Path(proj.root) / path).read_bytes()
+        header = data.decode("utf-8").split("\n--- ", 1)[0]
+        subject = re.search(r"^Subject: (?:\[PATCH[^\]]*\] )?(.*)$", header, flags=re.M)
+        ref = patched_wheel.UPSTREAM_REF.search(header)
+        out[Path(path).name] = {
+            "subject": subject.group(1) if subject else "", "upstream": ref.group(0) if ref else "",
+            "sha256": hashlib.sha256(data).hexdigest()}
+    return out
 
 
 def _changes(old: dict, new: dict) -> tuple[list[str], list[str], list[str]]:
@@ -283,8 +290,7 @@ def check_patches(proj: Project, p: Plan) -> None:
     if not previous or previous["airflow"] != version:
         return
     patchset = proj.patches.get(airflow)
-    now = {Path(path).name: hashlib.sha256((Path(proj.root) / path).read_bytes()).hexdigest()
-           for path in (patchset.patches if patchset else ())}
+    now = {name: entry["sha256"] for name, entry in patch_facts(proj, airflow).items()}
     before = {name: entry.get("sha256") for name, entry in previous["patches"].items()}
     if now != before:
         raise UserError(f"refused: the backports of Airflow {airflow} changed since "
@@ -326,12 +332,7 @@ def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
     """Digests by flavor, after two builds agree on them."""
     first = image.build(proj, line_name, image.FLAVORS, out, cache)
     with tempfile.TemporaryDirectory(prefix="release-rebuild-", dir=Path(cache) / "tmp") as tmp:
-        fresh = Path(tmp) / "cache"
-        fresh.mkdir()
-        (fresh / "cas").symlink_to(Path(cache).resolve() / "cas")
-        for folder in ("pypi-choices", "sdist-wheels"):
-            if (Path(cache) / folder).is_dir():
-                shutil.copytree(Path(cache) / folder, fresh / folder)
+        fresh = fetch.cache_of_fetched(cache, Path(tmp) / "cache")
         with _elsewhere(Path(tmp)):
             second = image.build(proj, line_name, image.FLAVORS, Path(tmp) / "out", fresh)
     ours = {flavor: img.digest for flavor, img in zip(image.FLAVORS, first.images)}

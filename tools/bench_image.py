@@ -56,11 +56,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-image-", dir=DOWNLOADS) as tmp:
         tmp = Path(tmp)
-        cache = tmp / "cache"
-        cache.mkdir()
-        (cache / "cas").symlink_to(DOWNLOADS / "cas")
-        for folder in ("pypi-choices", "sdist-wheels"):
-            shutil.copytree(DOWNLOADS / folder, cache / folder)
+        cache = fetch.cache_of_fetched(DOWNLOADS, tmp / "cache")
 
         cold, result = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out", cache))
         rows.append(("ours: cold build (fetched inputs cached, action cache empty)", cold))
