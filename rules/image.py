@@ -25,7 +25,9 @@ from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oc
 from rules.errors import DigestMismatchError, UserError
 from rules.model import Project, RuntimeLine
 
-RECIPE = 1
+# In every action key: bump the number when a layer recipe changes; the layer format (the
+# compressor and its version) changes the keys by itself.
+RECIPE = (1, layer.FORMAT)
 REPO = "runtime"
 AIRFLOW_HOME = "/usr/local/airflow"
 SHARE = "usr/local/share/runtime"
