@@ -8,6 +8,7 @@ the caller's, mounted first).
 
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,6 +18,9 @@ from rules.errors import UserError
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
              "HOME": "/tmp", "PYTHONHASHSEED": "0", "TZ": "UTC", "PIP_NO_CACHE_DIR": "1",
              "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+CHROOT = shutil.which("chroot", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/chroot"
 
 
 def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
@@ -36,9 +40,11 @@ def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
             os.mkdir(Path(scratch) / name.strip("/"))
             mounts.append(f"mount --bind {q(host)} {q(rootfs / 'mnt' / name.strip('/'))}")
         merged = dict(CLEAN_ENV, **(env or {}))
-        inner = " ".join(q(a) for a in ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in
-                                                                 sorted(merged.items())), *argv])
-        script = " && ".join([*mounts, f"chroot {q(rootfs)} {inner}"])
+        # The host's env and chroot set up the command: a root needs no coreutils of its own.
+        inner = " ".join(q(a) for a in ["env", "-i", *(f"{k}={v}" for k, v in
+                                                       sorted(merged.items())),
+                                         CHROOT, str(rootfs), *argv])
+        script = " && ".join([*mounts, inner])
         proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork",
                                "sh", "-c", script], capture_output=True, text=True,
                               preexec_fn=lambda: os.umask(0o022))

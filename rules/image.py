@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci,
-                   patched_wheel, pip_lock, pypi_files, report, requirements_file, sdist_build,
-                   wheel_install)
+                   patched_wheel, pip_lock, pypi_files, python_root, report, requirements_file,
+                   sdist_build, wheel_install)
 from rules.errors import DigestMismatchError, UserError
 from rules.model import Project, RuntimeLine
 
@@ -56,31 +56,46 @@ class BuildResult:
 
 
 class Inputs:
-    """Lazily made inputs shared by several layers (the Debian root, verified blobs)."""
+    """Lazily made inputs shared by several layers (the Debian root, the small root of the
+    image's python3.9, verified blobs). Each has its own lock: layers compiled in the python
+    root go on while the Debian root is being made."""
 
     def __init__(self, project: Project, cache: Path, epoch: int):
         self.project, self.cache, self.epoch = project, cache, epoch
         self.rootfs_key = debian_rootfs.rootfs_key(project, epoch)
-        self._rootfs = None
+        self.python_key = python_root.key(project)
+        self._rootfs = self._python_root = None
+        self._rootfs_error: BaseException | None = None  # made once: a failure is not retried
         self._verified = _VerifiedBlobs(cache)
         self._lock = threading.Lock()
-        self.prepared: dict[str, Path] = {}  # tree key -> unpacked, stripped work folder
+        self._rootfs_lock = threading.Lock()
+        self._python_lock = threading.Lock()
 
     def rootfs(self) -> Path:
-        with self._lock:
+        with self._rootfs_lock:
+            if self._rootfs_error is not None:
+                raise self._rootfs_error
             if self._rootfs is None:
-                for pkg in debian_lock.load(self.project)["packages"]:
-                    self._verified.check(pkg["sha256"], pkg["filename"])
-                self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
+                try:
+                    for pkg in debian_lock.load(self.project)["packages"]:
+                        self.verify(pkg["sha256"], pkg["filename"])
+                    self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
+                except BaseException as e:
+                    self._rootfs_error = e
+                    raise
             return self._rootfs
 
     def rootfs_cached(self) -> bool:
         return debian_rootfs.cached(self.cache, self.rootfs_key)
 
-    def take_prepared(self, keys: list[str]) -> dict[str, Path]:
-        """The prepared work folders of these tree keys (each handed out once)."""
-        with self._lock:
-            return {k: self.prepared.pop(k) for k in keys if k in self.prepared}
+    def python_root(self) -> Path:
+        """Where the image's python3.9 byte-compiles (see rules.python_root)."""
+        with self._python_lock:
+            if self._python_root is None:
+                for pkg in python_root.packages(self.project):
+                    self.verify(pkg["sha256"], pkg["filename"])
+                self._python_root = python_root.build(self.project, self.cache)
+            return self._python_root
 
     def verify(self, sha256: str, name: str) -> Path:
         with self._lock:
@@ -168,7 +183,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
              lambda: layer.write_tree(inputs.rootfs(), cache, epoch))
         wheels = wheels_for(project, line.airflow, inputs)
         for title, names in plan:
-            keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.rootfs_key) for n in names)
+            keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.python_key) for n in names)
             step(title, action_cache.key("python", RECIPE, keys, epoch),
                  lambda names=names: _python_layer(names, wheels, inputs, epoch))
         for label in line.modules:
@@ -176,7 +191,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
             digest = _module_digest(project, module)
             step(f"module {module.name}",
                  action_cache.key("module", RECIPE, digest, line.source_date_epoch,
-                                  inputs.rootfs_key),
+                                  inputs.python_key),
                  lambda module=module: _module_layer(project, module, inputs,
                                                      line.source_date_epoch))
         # Keyed by what the files are made from (the root's key, not the root itself), so that
@@ -187,27 +202,19 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                                         hashlib.sha256(lock_text.encode()).hexdigest()),
              lambda: _config_layer(_config_files(project, line, lock_text, inputs), cache,
                                    line.source_date_epoch))
-        # When the Debian root must be made (mmdebstrap, mostly one core), this thread
-        # unpacks and strips the missing Python trees meanwhile: they need no root.
-        python_missing = [names for (_, names), p in zip(plan, planned[1:])
-                          if action_cache.get(cache, p[1]) is None]
-        prepared: dict[str, Path] = {}
-        try:
-            if python_missing and not inputs.rootfs_cached():
-                with ThreadPoolExecutor(1) as background:
-                    root = background.submit(inputs.rootfs)
-                    prepared = wheel_install.prepare(
-                        [_tree_item(n, wheels, inputs) for names in python_missing
-                         for n in names], cache)
-                    root.result()
-            inputs.prepared = prepared
-            # Layers are independent: write them two at a time (zlib and sha256 release the
-            # GIL).
+        # Only the first and last layers need the Debian root. When it must be made
+        # (mmdebstrap, about one core for 25 s), it is made in the background from the start,
+        # while the other layers are compiled (in the python root) and written; they are
+        # started first, the two layers that wait for the root last.
+        last = len(planned) - 1
+        needs_root = any(action_cache.get(cache, planned[i][1]) is None for i in (0, last))
+        order = [*range(1, last), 0, last]
+        with ThreadPoolExecutor(1) as background:
+            if needs_root and not inputs.rootfs_cached():
+                background.submit(inputs.rootfs)  # its error, if any, is the base layer's
             with ThreadPoolExecutor(LAYER_WORKERS) as pool:
-                futures = [pool.submit(run, *p) for p in planned]
-                result.steps = [f.result() for f in futures]
-        finally:
-            wheel_install.discard(prepared)
+                futures = {i: pool.submit(run, *planned[i]) for i in order}
+                result.steps = [futures[i].result() for i in range(len(planned))]
     inputs.save()
     layers = [s.layer for s in result.steps]
     history = [f"runtime: {s.name}" for s in result.steps]
@@ -281,16 +288,12 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
 
 def _tree_item(name: str, wheels, inputs: Inputs) -> tuple[Path, str, str, str]:
     blob, filename, sha256 = wheels[name]
-    return blob, filename, wheel_install.tree_key(sha256, inputs.rootfs_key), name
+    return blob, filename, wheel_install.tree_key(sha256, inputs.python_key), name
 
 
 def _python_layer(names, wheels, inputs: Inputs, epoch: int) -> layer.Layer:
     items = [_tree_item(n, wheels, inputs) for n in names]
-    prepared = inputs.take_prepared([key for _, _, key, _ in items])
-    try:
-        trees = wheel_install.image_trees(items, inputs.cache, inputs.rootfs, prepared)
-    finally:
-        wheel_install.discard(prepared)
+    trees = wheel_install.image_trees(items, inputs.cache, inputs.python_root)
     return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
                                normalize_modes=True)
 
@@ -351,7 +354,7 @@ def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(text)
             dst.chmod(0o644)
-        wheel_install.compile_trees(inputs.rootfs(), [tree])
+        wheel_install.compile_trees(inputs.python_root(), [tree])
         entries = wheel_install.image_entries([tree])
         home = tree / "home"
         for rel in (layer.walk(home) if home.is_dir() else []):

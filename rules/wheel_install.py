@@ -2,8 +2,9 @@
 
 Each wheel is installed once by pypa's ``installer`` into a package tree in the cache
 (``site/`` for purelib and platlib, ``bin/``, ``data/``, ``include/``), keyed by the wheel's
-sha256 and the install recipe; script shebangs point at the image's python. Trees are then
-byte-compiled by the image's own python3.9 (``rules.compile_driver`` in a chroot). Shared
+sha256, the install recipe and the compiling interpreter; script shebangs point at the image's
+python. Trees are then byte-compiled by the image's own python3.9 (``rules.compile_driver`` in
+a chroot of ``rules.python_root``). Shared
 objects in image trees lose their symbol tables and debug sections (``rules.elf_strip``), and
 the wheel's RECORD is updated to match.
 """
@@ -34,8 +35,9 @@ IMAGE_PATHS = {"site": SITE, "bin": "usr/local/bin", "data": "usr/local",
                "include": "usr/local/include/python3.9"}
 
 
-def tree_key(wheel_sha256: str, rootfs_key: str) -> str:
-    text = f"{INSTALL_VERSION}:{wheel_sha256}:{PYTHON}:{SITE}:{rootfs_key}"
+def tree_key(wheel_sha256: str, compiler_key: str) -> str:
+    """``compiler_key``: the key of the root whose python3.9 compiles the tree."""
+    text = f"{INSTALL_VERSION}:{wheel_sha256}:{PYTHON}:{SITE}:{compiler_key}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -53,25 +55,20 @@ def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -
     return done
 
 
-def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs,
-                prepared: dict[str, Path] | None = None) -> list[Path]:
-    """Package trees for (wheel blob, filename, tree key, name), installed and byte-compiled
-    by the image's python3.9. A published tree is complete and never written again: trees are
-    made in private work folders and renamed into place (``rootfs`` is called only on a miss).
-    ``prepared`` maps tree keys to work folders `prepare` already unpacked and stripped."""
+def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, root) -> list[Path]:
+    """Package trees for (wheel blob, filename, tree key, name), installed, stripped and
+    byte-compiled by the python3.9 of ``root()`` (called only on a miss). A published tree is
+    complete and never written again: trees are made in private work folders and renamed into
+    place."""
     done = [tree_path(cache, key) for _, _, key, _ in wheels]
     pending = [(w, d) for w, d in zip(wheels, done) if not d.is_dir()]
     if pending:
-        prepared = prepared if prepared is not None else {}
         works = []
         try:
             for (blob, filename, key, name), _ in pending:
-                work = prepared.pop(key, None)
-                if work is None:
-                    work = _unpack(blob, filename, cache, key, name)
-                    strip_tree(work)
-                works.append(work)
-            compile_trees(rootfs(), works)
+                works.append(_unpack(blob, filename, cache, key, name))
+                strip_tree(works[-1])
+            compile_trees(root(), works)
         except BaseException:
             for work in works:
                 shutil.rmtree(work, ignore_errors=True)
@@ -79,28 +76,6 @@ def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, rootfs,
         for work, (_, target) in zip(works, pending):
             _publish(work, target)
     return done
-
-
-def prepare(wheels: list[tuple[Path, str, str, str]], cache: Path) -> dict[str, Path]:
-    """Unpack and strip the trees of ``wheels`` not yet published (what needs no Debian root),
-    into work folders by tree key; `image_trees` compiles and publishes them."""
-    out: dict[str, Path] = {}
-    try:
-        for blob, filename, key, name in wheels:
-            if key not in out and not tree_path(cache, key).is_dir():
-                out[key] = _unpack(blob, filename, cache, key, name)
-                strip_tree(out[key])
-    except BaseException:
-        discard(out)
-        raise
-    return out
-
-
-def discard(prepared: dict[str, Path]) -> None:
-    """Remove prepared work folders that were not used."""
-    for work in prepared.values():
-        shutil.rmtree(work, ignore_errors=True)
-    prepared.clear()
 
 
 def _unpack(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
@@ -165,8 +140,8 @@ def _update_record(record: Path, site: Path, changed: dict[Path, tuple[str, str]
     record.write_text(out.getvalue(), encoding="utf-8")
 
 
-def compile_trees(rootfs: Path, trees: list[Path]) -> None:
-    """Byte-compile trees (all in one parent folder) with the image's python3.9."""
+def compile_trees(root: Path, trees: list[Path]) -> None:
+    """Byte-compile trees (all in one parent folder) with the python3.9 of ``root``."""
     if not trees:
         return
     base = trees[0].parent
@@ -174,7 +149,7 @@ def compile_trees(rootfs: Path, trees: list[Path]) -> None:
 
     def compile_batch(batch):
         inside = [f"/mnt/trees/{t.name}" for t in batch]
-        chroot.run(rootfs, ["python3.9", "/mnt/driver/compile_driver.py", f"/{SITE}", *inside],
+        chroot.run(root, ["python3.9", "/mnt/driver/compile_driver.py", f"/{SITE}", *inside],
                    binds={"trees": base, "driver": driver.parent},
                    what="byte-compiling Python packages")
 

@@ -128,6 +128,41 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     assert len(before) == len(after) and len(changed) == 1
 
 
+SAMPLE = """\
+import typing
+CONSTANTS = {"a", "b", frozenset({1, 2}), 3.5, b"x"}
+def f(x: typing.Any = ("k", 1)) -> str:
+    return f"{x!r:>10}" if x in {"a", "b", "c"} else "".join(sorted({"z", "y"}))
+class C:
+    lookup = {i: str(i) for i in range(3)}
+"""
+
+
+def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
+    """Python layers are byte-compiled in the small python root (while mmdebstrap runs): its
+    .pyc files must be the very bytes the full Debian root's python3.9 writes."""
+    from rules import debian_rootfs, python_root, wheel_install
+
+    cache, _ = build_a
+    proj = project.load(REPO)
+    roots = {"full": debian_rootfs.build(proj, cache, image.shared_epoch(proj, proj.line("4.2"))),
+             "python": python_root.build(proj, cache)}
+    assert sum(f.stat().st_size for f in roots["python"].rglob("*") if f.is_file()) < 60e6
+    compiled = {}
+    for name, root in roots.items():
+        trees = work / f"pyc-{name}"
+        shutil.copytree(next((cache / "pkgtrees").glob("*/site/pendulum")).parent,
+                        trees / "tree" / "site", ignore=shutil.ignore_patterns("__pycache__"))
+        (trees / "tree" / "site" / "sample.py").write_text(SAMPLE)
+        wheel_install.compile_trees(root, [trees / "tree"])
+        compiled[name] = {str(f.relative_to(trees)): f.read_bytes()
+                          for f in sorted(trees.rglob("*.pyc"))}
+        shutil.rmtree(trees)
+    assert len(compiled["python"]) > 50 and "tree/site/__pycache__/sample.cpython-39.pyc" in \
+        compiled["python"]
+    assert compiled["python"] == compiled["full"]
+
+
 def test_corrupted_cached_input_is_named_and_nothing_is_written(work):
     cache = work / "cache-corrupt"
     (cache / "cas" / "sha256").mkdir(parents=True)
