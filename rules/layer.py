@@ -52,28 +52,27 @@ class Layer:
 
 
 class _GzipSink:
-    """File-like sink for tarfile: hashes the tar, gzips it, hashes and writes the gzip."""
+    """Takes the tar's bytes: hashes them, gzips them, hashes and writes the gzip. Small
+    writes are gathered, so hashing and deflate run on large chunks (both release the GIL)."""
 
     def __init__(self, raw):
         self.raw = raw
         self.tar_sha, self.gz_sha = hashlib.sha256(), hashlib.sha256()
         self.deflate = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, GZIP_WBITS)
-        self.pending = bytearray()
-        self.size = self.gz_size = 0
+        self.pending: list[bytes] = []
+        self.pending_size = self.size = self.gz_size = 0
 
-    def write(self, data) -> int:
-        self.pending += data
+    def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        self.pending_size += len(data)
         self.size += len(data)
-        if len(self.pending) >= CHUNK:
+        if self.pending_size >= CHUNK:
             self._drain()
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
 
     def _drain(self) -> None:
-        chunk = bytes(self.pending)
+        chunk = b"".join(self.pending)
         self.pending.clear()
+        self.pending_size = 0
         self.tar_sha.update(chunk)
         self._emit(self.deflate.compress(chunk))
 
@@ -85,6 +84,32 @@ class _GzipSink:
     def close(self) -> None:
         self._drain()
         self._emit(self.deflate.flush())
+
+
+class _TarWriter:
+    """The bytes tarfile.TarFile writes in PAX format (headers by TarInfo.tobuf, data padded
+    to 512-byte blocks, two zero blocks and padding to a 10240-byte record at the end),
+    without its per-member copies and small reads."""
+
+    def __init__(self, sink: _GzipSink):
+        self.sink = sink
+
+    def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
+        self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if path is None:
+            return
+        with open(path, "rb") as f:
+            data = f.read()
+        if len(data) != info.size:
+            raise OSError(f"{path} changed while its layer was written")
+        self.sink.write(data)
+        if info.size % tarfile.BLOCKSIZE:
+            self.sink.write(tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self.sink.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+        if self.sink.size % tarfile.RECORDSIZE:
+            self.sink.write(tarfile.NUL * (tarfile.RECORDSIZE - self.sink.size % tarfile.RECORDSIZE))
 
 
 def walk(root: Path) -> list[str]:
@@ -138,19 +163,17 @@ def write_entries(entries: dict[str, Path | None], cache: Path, epoch: int, *,
     try:
         with os.fdopen(fd, "wb") as raw:
             sink = _GzipSink(raw)
-            with tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
-                                 encoding="utf-8", copybufsize=CHUNK) as tar:
-                for name in order:
-                    info, data = _entry(name, names[name], epoch, normalize_modes,
-                                        owner, seen_inodes)
-                    if info is None:
-                        continue
-                    if modes and name in modes:
-                        info.mode = modes[name]
-                    tar.addfile(info, data)
-                    if data:
-                        data.close()
-                    count += 1
+            tar = _TarWriter(sink)
+            for name in order:
+                info, data = _entry(name, names[name], epoch, normalize_modes, owner,
+                                    seen_inodes)
+                if info is None:
+                    continue
+                if modes and name in modes:
+                    info.mode = modes[name]
+                tar.add(info, data)
+                count += 1
+            tar.close()
             sink.close()
             raw.flush()
             os.fsync(raw.fileno())
@@ -191,7 +214,7 @@ def _entry(name: str, path: Path | None, epoch: int, normalize: bool, owner,
             if st.st_nlink > 1:
                 seen_inodes[key] = name
             info.type, info.size = tarfile.REGTYPE, st.st_size
-            data = open(path, "rb")
+            data = path
         if normalize:
             mode = 0o755 if mode & 0o100 else 0o644
     else:

@@ -76,3 +76,31 @@ def test_special_top_level_folders_keep_only_themselves(tmp_path):
     (tree / "etc").mkdir()
     (tree / "etc" / "hostname").write_text("x")
     assert layer.walk(tree) == ["etc", "etc/hostname", "tmp"]
+
+
+def test_tar_bytes_are_tarfiles_own(tmp_path):
+    """The layer writer emits exactly what tarfile.TarFile writes for the same members: long
+    and non-ASCII names (PAX headers), block-sized and empty files, links, a big file."""
+    tree = tmp_path / "t"
+    make_tree(tree, 0o022)
+    deep = tree / ("d" * 90) / ("e" * 90)
+    deep.mkdir(parents=True)
+    (deep / "ünïcode-名前.py").write_bytes(b"u" * 512)
+    (deep / "empty").write_bytes(b"")
+    (tree / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    os.symlink("x" * 150, tree / "long-link")
+    result = layer.write_tree(tree, tmp_path / "c", EPOCH, prefix="opt")
+    ours = gzip.decompress(result.blob(tmp_path / "c").read_bytes())
+
+    entries = layer.tree_entries(tree, "opt")
+    names = dict(entries, opt=None)
+    expected = io.BytesIO()
+    with tarfile.TarFile(fileobj=expected, mode="w", format=tarfile.PAX_FORMAT,
+                         encoding="utf-8") as tar:
+        seen = {}
+        for name in sorted(names, key=lambda n: n.encode()):
+            info, path = layer._entry(name, names[name], EPOCH, False, None, seen)
+            with open(path, "rb") if info.isreg() else io.BytesIO() as data:
+                tar.addfile(info, data if info.isreg() else None)
+    assert ours == expected.getvalue()
+    assert result.entries == len(names)
