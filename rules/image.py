@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci,
                    patched_wheel, pip_lock, pypi_files, python_root, report, requirements_file,
-                   sdist_build, wheel_install)
+                   scratch, sdist_build, wheel_install)
 from rules.errors import DigestMismatchError, UserError
 from rules.model import Project, RuntimeLine
 
@@ -293,9 +293,9 @@ def _tree_item(name: str, wheels, inputs: Inputs) -> tuple[Path, str, str, str]:
 
 def _python_layer(names, wheels, inputs: Inputs, epoch: int) -> layer.Layer:
     items = [_tree_item(n, wheels, inputs) for n in names]
-    trees = wheel_install.image_trees(items, inputs.cache, inputs.python_root)
-    return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
-                               normalize_modes=True)
+    with wheel_install.image_trees(items, inputs.cache, inputs.python_root) as trees:
+        return layer.write_entries(wheel_install.image_entries(trees), inputs.cache, epoch,
+                                   normalize_modes=True)
 
 
 def _module_files(project: Project, module) -> list[tuple[str, Path]]:
@@ -342,8 +342,8 @@ def _module_digest(project: Project, module) -> list:
 
 
 def _module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer.Layer:
-    with tempfile.TemporaryDirectory(prefix="runtime-module-") as tmp:
-        tree = Path(tmp) / "trees" / module.name
+    with scratch.folder(inputs.cache, "module") as tmp:
+        tree = tmp / "trees" / module.name
         for rel, src in _module_files(project, module):
             dst = tree / rel
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ the wheel's RECORD is updated to match.
 """
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -24,7 +25,7 @@ from installer import install
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
-from rules import chroot, elf_strip
+from rules import chroot, elf_strip, scratch
 from rules.errors import UserError
 
 INSTALL_VERSION = 2  # bump when the recipe changes
@@ -46,41 +47,32 @@ def tree_path(cache: Path, key: str) -> Path:
 
 
 def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
-    """Unpack ``wheel`` (stored as ``filename``) into its package tree, without .pyc (for
-    build tools, which never go into an image)."""
+    """Unpack ``wheel`` (stored as ``filename``) into its package tree in the cache, without
+    .pyc (for build tools, which never go into an image)."""
     done = tree_path(cache, key)
     if not done.is_dir():
-        work = _unpack(wheel, filename, cache, key, name)
+        done.parent.mkdir(parents=True, exist_ok=True)
+        work = _unpack(wheel, filename, done.parent, key, name)
         _publish(work, done)
     return done
 
 
-def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, root) -> list[Path]:
+@contextlib.contextmanager
+def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, root):
     """Package trees for (wheel blob, filename, tree key, name), installed, stripped and
-    byte-compiled by the python3.9 of ``root()`` (called only on a miss). A published tree is
-    complete and never written again: trees are made in private work folders and renamed into
-    place."""
-    done = [tree_path(cache, key) for _, _, key, _ in wheels]
-    pending = [(w, d) for w, d in zip(wheels, done) if not d.is_dir()]
-    if pending:
-        works = []
-        try:
-            for (blob, filename, key, name), _ in pending:
-                works.append(_unpack(blob, filename, cache, key, name))
-                strip_tree(works[-1])
-            compile_trees(root(), works)
-        except BaseException:
-            for work in works:
-                shutil.rmtree(work, ignore_errors=True)
-            raise
-        for work, (_, target) in zip(works, pending):
-            _publish(work, target)
-    return done
+    byte-compiled by the python3.9 of ``root()``, in a scratch folder (rules.scratch) that is
+    removed on exit. Layers are cached, so the trees are not: they are made on a tmpfs, about
+    twice as fast as in the cache's folder."""
+    with scratch.folder(cache, "trees") as parent:
+        trees = []
+        for blob, filename, key, name in wheels:
+            trees.append(_unpack(blob, filename, parent, key, name))
+            strip_tree(trees[-1])
+        compile_trees(root(), trees)
+        yield trees
 
 
-def _unpack(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
-    parent = tree_path(cache, key).parent
-    parent.mkdir(parents=True, exist_ok=True)
+def _unpack(wheel: Path, filename: str, parent: Path, key: str, name: str) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=parent))
     try:
         scheme = {"purelib": work / "site", "platlib": work / "site", "scripts": work / "bin",

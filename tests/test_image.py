@@ -148,13 +148,15 @@ def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
     roots = {"full": debian_rootfs.build(proj, cache, image.shared_epoch(proj, proj.line("4.2"))),
              "python": python_root.build(proj, cache)}
     assert sum(f.stat().st_size for f in roots["python"].rglob("*") if f.is_file()) < 60e6
+    blob, filename, _ = image.wheels_for(proj, "2.2.4", image.Inputs(proj, cache, 0))["pendulum"]
     compiled = {}
     for name, root in roots.items():
         trees = work / f"pyc-{name}"
-        shutil.copytree(next((cache / "pkgtrees").glob("*/site/pendulum")).parent,
-                        trees / "tree" / "site", ignore=shutil.ignore_patterns("__pycache__"))
-        (trees / "tree" / "site" / "sample.py").write_text(SAMPLE)
-        wheel_install.compile_trees(root, [trees / "tree"])
+        trees.mkdir()
+        tree = wheel_install._unpack(blob, filename, trees, "pendulum", "pendulum").rename(
+            trees / "tree")
+        (tree / "site" / "sample.py").write_text(SAMPLE)
+        wheel_install.compile_trees(root, [tree])
         compiled[name] = {str(f.relative_to(trees)): f.read_bytes()
                           for f in sorted(trees.rglob("*.pyc"))}
         shutil.rmtree(trees)
