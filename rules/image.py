@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ SHARE = "usr/local/share/runtime"
 ASTRO_UID = 50000
 FLAVORS = ("onbuild", "base")
 LAYER_WORKERS = 2
+YIELDING_NICE = 10  # layer workers' niceness while mmdebstrap runs
 MODULE_DIST_VERSION = "1.0.0"  # of the dist-info a module with an Airflow plugin gets
 PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
 
@@ -165,8 +167,10 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     plan = _python_groups(project, line.airflow)
     total = 1 + len(plan) + len(line.modules) + 1
     planned: list[tuple[str, str, object]] = []
+    weights: dict[int, int] = {}  # step index -> bytes of input, to start the largest first
 
-    def step(name, action, make):
+    def step(name, action, make, weight=0):
+        weights[len(planned)] = weight
         planned.append((name, action, make))
 
     with report.progress(f"Runtime {line.version}: layers", total=total) as advance:
@@ -185,7 +189,8 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         for title, names in plan:
             keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.python_key) for n in names)
             step(title, action_cache.key("python", RECIPE, keys, epoch),
-                 lambda names=names: _python_layer(names, wheels, inputs, epoch))
+                 lambda names=names: _python_layer(names, wheels, inputs, epoch),
+                 sum(wheels[n][0].stat().st_size for n in names))
         for label in line.modules:
             module = project.modules[label]
             digest = _module_digest(project, module)
@@ -203,17 +208,20 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
              lambda: _config_layer(_config_files(project, line, lock_text, inputs), cache,
                                    line.source_date_epoch))
         # Only the first and last layers need the Debian root. When it must be made
-        # (mmdebstrap, about one core for 25 s), it is made in the background from the start,
-        # while the other layers are compiled (in the python root) and written; they are
-        # started first, the two layers that wait for the root last.
+        # (mmdebstrap, about one core for 25 s), a thread of its own makes it and then writes
+        # the base layer, at the normal priority: that is the longest chain. The other layers
+        # are compiled (in the python root) and written meanwhile, at a lower priority, the
+        # largest first; the config layer, which reads the root, comes last.
         last = len(planned) - 1
-        needs_root = any(action_cache.get(cache, planned[i][1]) is None for i in (0, last))
-        order = [*range(1, last), 0, last]
+        making_root = (action_cache.get(cache, planned[0][1]) is None
+                       or action_cache.get(cache, planned[last][1]) is None) \
+            and not inputs.rootfs_cached()
+        order = [*sorted(range(1, last), key=lambda i: -weights.get(i, 0)), last]
         with ThreadPoolExecutor(1) as background:
-            if needs_root and not inputs.rootfs_cached():
-                background.submit(inputs.rootfs)  # its error, if any, is the base layer's
-            with ThreadPoolExecutor(LAYER_WORKERS) as pool:
-                futures = {i: pool.submit(run, *planned[i]) for i in order}
+            futures = {0: background.submit(run, *planned[0])}
+            with ThreadPoolExecutor(LAYER_WORKERS,
+                                    initializer=_yield_cpu if making_root else None) as pool:
+                futures.update({i: pool.submit(run, *planned[i]) for i in order})
                 result.steps = [futures[i].result() for i in range(len(planned))]
     inputs.save()
     layers = [s.layer for s in result.steps]
@@ -223,6 +231,11 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     oci.write_layout(result.images, out, cache)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _yield_cpu() -> None:
+    """Lower this worker thread's priority (and its children's: the compiling chroots)."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), YIELDING_NICE)
 
 
 def _python_groups(project: Project, airflow: str) -> list[tuple[str, list[str]]]:
