@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rules import debian_lock, download
+from rules import debian_lock, download, scratch
 from rules.errors import UserError
 from rules.model import Project
 
@@ -95,8 +95,9 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
     if done.is_dir():  # the rename below is the commit: a folder there is complete
         return done
     packages = debian_lock.load(project)["packages"]
-    work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=_mkdir(Path(cache) / "rootfs")))
-    try:
+    # Made on a tmpfs (rules.scratch: dpkg's tens of thousands of small files cost about a
+    # quarter less time there), then copied into the cache and renamed into place.
+    with scratch.folder(cache, "rootfs") as work:
         mirror = work / "mirror"
         suite = project.debian.archives[0][1]
         _write_mirror(mirror, packages, cache, suite, project.debian.arch)
@@ -132,14 +133,23 @@ def build(project: Project, cache: Path, epoch: int) -> Path:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
             raise UserError(f"mmdebstrap failed:\n{tail}")
         _check_versions(target, packages)
-        try:
-            os.rename(target, done)
-        except OSError:  # another build finished first: theirs is the same
-            if not done.is_dir():
-                raise
+        _publish(target, done)
         return done
+
+
+def _publish(root: Path, done: Path) -> None:
+    copy = Path(tempfile.mkdtemp(prefix=f".{done.name[:12]}-", dir=_mkdir(done.parent)))
+    try:
+        proc = subprocess.run(["cp", "-a", "--", f"{root}/.", str(copy)], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise UserError(f"cannot copy the Debian root into the cache: {proc.stderr.strip()}")
+        os.rename(copy, done)
+    except OSError:  # another build finished first: theirs is the same
+        if not done.is_dir():
+            raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def _mkdir(path: Path) -> Path:

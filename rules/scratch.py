@@ -36,6 +36,9 @@ def _usable_tmpfs(path: Path) -> bool:
         st = os.statvfs(path)
     except OSError:
         return False
+    # mmdebstrap runs the maintainer scripts of the root it makes there, and makes its devices
+    if st.f_flag & (os.ST_NOEXEC | os.ST_NODEV):
+        return False
     return os.access(path, os.W_OK) and st.f_bavail * st.f_frsize >= MIN_FREE
 
 
