@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -133,3 +134,21 @@ def test_debian_check_shows_diff_when_package_set_changes(tmp_path):
     with pytest.raises(StaleLockError) as err:
         debian_lock.check(project.load(dst))
     assert '+    "vim-tiny"' in str(err.value)
+
+
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd"])
+def test_control_text_reads_what_dpkg_deb_prints(tmp_path, compression):
+    from rules.debian_rootfs import control_text
+
+    (tmp_path / "pkg" / "DEBIAN").mkdir(parents=True)
+    (tmp_path / "pkg" / "usr").mkdir()
+    (tmp_path / "pkg" / "DEBIAN" / "control").write_text(
+        "Package: sample\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@y>\n"
+        "Depends: libc6 (>= 2.31)\nDescription: a sample\n two lines\n")
+    deb = tmp_path / "sample.deb"
+    subprocess.run(["dpkg-deb", f"-Z{compression}", "--root-owner-group", "--build",
+                    str(tmp_path / "pkg"), str(deb)], check=True, capture_output=True)
+    printed = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True,
+                             text=True).stdout
+    assert control_text(deb) == printed
+    assert "Description: a sample\n two lines" in printed
