@@ -108,8 +108,9 @@ class _TarWriter:
 
     def close(self) -> None:
         self.sink.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
-        if self.sink.size % tarfile.RECORDSIZE:
-            self.sink.write(tarfile.NUL * (tarfile.RECORDSIZE - self.sink.size % tarfile.RECORDSIZE))
+        short = -self.sink.size % tarfile.RECORDSIZE
+        if short:
+            self.sink.write(tarfile.NUL * short)
 
 
 def walk(root: Path) -> list[str]:
