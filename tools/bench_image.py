@@ -2,7 +2,9 @@
 
 Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DOCKER_HOST).
 1. our cold build (fetch cache warm: downloads and the wheels `invoke fetch` builds from
-   sdists; action cache empty, so the Debian root is made again), one flavor;
+   sdists; action cache empty, so the Debian root is made again), one flavor, and
+   `docker build --no-cache` (3 below), alternating, ROUNDS times each (argument 1 changes it):
+   the machine's speed drifts, so the medians are compared;
 2. our no-op rebuild, and a rebuild after editing one module (changed layer blobs counted);
 3. `docker build --no-cache` of an equivalent Dockerfile: FROM our Debian base (loaded into the
    engine), pip install --require-hashes from the same local wheelhouse, the same modules;
@@ -12,6 +14,7 @@ Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DO
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,8 @@ from rules import fetch, image, oci, pip_lock, project  # noqa: E402
 
 DOWNLOADS = pip_lock.default_cache()
 LINE = "4.2"
+ROUNDS = 3  # cold builds of each kind, alternating
+DOCKERFILE_IMAGE = "runtime-bench:dockerfile"
 
 DOCKERFILE = """\
 FROM runtime-bench:debian
@@ -51,15 +56,15 @@ def docker(*args, check=True, **kw):
 
 
 def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS
     proj = project.load(REPO)
     fetch.build_sdists(proj, proj.line(LINE).airflow, DOWNLOADS)  # a no-op after `invoke fetch`
-    rows = []
+    rows, colds, dockers = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-image-", dir=DOWNLOADS) as tmp:
         tmp = Path(tmp)
         cache = fetch.cache_of_fetched(DOWNLOADS, tmp / "cache")
-
         cold, result = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out", cache))
-        rows.append(("ours: cold build (fetched inputs cached, action cache empty)", cold))
+        colds.append(cold)
         noop, _ = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out2", cache))
         rows.append(("ours: no-op rebuild", noop))
 
@@ -78,24 +83,41 @@ def main():
 
         docker_load.load(tmp / "out")
         ours = f"runtime:{proj.line(LINE).version}-base"
-        dockerfile_image, build_seconds = docker_build(proj, result, cache, tmp)
-        rows.append(("docker build --no-cache of the equivalent Dockerfile", build_seconds))
+        context = dockerfile_context(proj, result, cache, tmp)
+        for n in range(rounds):
+            if n:  # the machine's speed drifts: alternate the two cold builds
+                again = fetch.cache_of_fetched(DOWNLOADS, tmp / f"cache-{n}")
+                colds.append(timed(lambda: image.build(proj, LINE, ("base",),
+                                                       tmp / f"out-{n}", again))[0])
+                shutil.rmtree(again)
+            docker("rmi", "-f", DOCKERFILE_IMAGE, check=False)
+            dockers.append(docker_build(context))
         sizes = {name: int(docker("image", "inspect", "-f", "{{.Size}}", name).stdout)
-                 for name in (ours, dockerfile_image)}
-        for name in (ours, dockerfile_image, "runtime-bench:debian"):
+                 for name in (ours, DOCKERFILE_IMAGE)}
+        for name in (ours, DOCKERFILE_IMAGE, "runtime-bench:debian"):
             docker("rmi", "-f", name, check=False)
 
-    width = max(len(r[0]) for r in rows)
+    width = 62
+    print(f"{'cold builds, alternating (seconds)'.ljust(width)}  " +
+          "  ".join(f"round {n + 1}" for n in range(rounds)) + "   median")
+    for name, times in (("ours: cold build (fetched inputs cached, action cache empty)", colds),
+                        ("docker build --no-cache of the equivalent Dockerfile", dockers)):
+        print(f"{name.ljust(width)}  " + "  ".join(f"{t:7.1f}" for t in times) +
+              f"  {statistics.median(times):7.1f}")
+    ratios = [a / b for a, b in zip(colds, dockers)]
+    print(f"{'cold build ratio ours / docker build'.ljust(width)}  " +
+          "  ".join(f"{r:7.2f}" for r in ratios) + f"  {statistics.median(ratios):7.2f}")
+    print()
     print(f"{'measure'.ljust(width)}  seconds")
     for name, seconds in rows:
         print(f"{name.ljust(width)}  {seconds:7.1f}")
-    print(f"{'cold build ratio ours / docker build'.ljust(width)}  {cold / build_seconds:7.2f}")
     print(f"image size, ours:       {sizes[ours] / 1e6:8.0f} MB")
-    print(f"image size, Dockerfile: {sizes[dockerfile_image] / 1e6:8.0f} MB")
-    print(f"size ratio ours / Dockerfile: {sizes[ours] / sizes[dockerfile_image]:.2f}")
+    print(f"image size, Dockerfile: {sizes[DOCKERFILE_IMAGE] / 1e6:8.0f} MB")
+    print(f"size ratio ours / Dockerfile: {sizes[ours] / sizes[DOCKERFILE_IMAGE]:.2f}")
 
 
-def docker_build(proj, result, cache: Path, tmp: Path) -> tuple[str, float]:
+def dockerfile_context(proj, result, cache: Path, tmp: Path) -> Path:
+    """Load our Debian base as runtime-bench:debian; write the Dockerfile's build context."""
     base = oci.Image("runtime-bench", "debian", [result.steps[0].layer],
                      ["runtime: debian base"],
                      {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
@@ -122,11 +144,14 @@ def docker_build(proj, result, cache: Path, tmp: Path) -> tuple[str, float]:
             copies.append(f"COPY modules/{module.import_name} "
                           f"/opt/venv/lib/python3.9/site-packages/{module.import_name}")
     (context / "Dockerfile").write_text(DOCKERFILE.format(modules="\n".join(copies)))
-    name = "runtime-bench:dockerfile"
+    return context
+
+
+def docker_build(context: Path) -> float:
     env = dict(os.environ, DOCKER_BUILDKIT="0")
-    seconds, _ = timed(lambda: docker("build", "--no-cache", "--network", "none", "-t", name,
-                                      str(context), env=env))
-    return name, seconds
+    seconds, _ = timed(lambda: docker("build", "--no-cache", "--network", "none", "-t",
+                                      DOCKERFILE_IMAGE, str(context), env=env))
+    return seconds
 
 
 if __name__ == "__main__":
