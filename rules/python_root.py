@@ -6,6 +6,12 @@ wait for mmdebstrap's full root (about 25 s): Python layers are compiled and wri
 that root is made. It is the very interpreter of the image (the same package files, by
 sha256), so the .pyc bytes are the ones the full root would give. The root is cached by the
 sha256 of its packages and the recipe below, and published by a rename, like the others.
+
+Its standard library is byte-compiled when the root is made, the way the full root's is
+(rules.debian_rootfs), and the compiling processes never write into it: otherwise the first
+processes would compile the modules they import and write .pyc files while others load them,
+and the objects alive in a compiling process (hence marshal's references in the .pyc files it
+writes) would depend on that race. Seen: one .pyc of websocket-client differed between builds.
 """
 
 import hashlib
@@ -16,16 +22,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rules import debian_lock, download
+from rules import chroot, debian_lock, download
 from rules.errors import UserError
 from rules.model import Project
 
-RECIPE = 1  # bump when the way the root is made changes
+RECIPE = 2  # bump when the way the root is made changes
 # python3.9 links libc, libm, libz and libexpat; compileall needs the standard library's pure
 # modules (pathlib imports ntpath, from libpython3.9-stdlib).
 PACKAGES = ("libc6", "zlib1g", "libexpat1", "libpython3.9-minimal", "libpython3.9-stdlib",
             "python3.9-minimal")
 MOUNT_POINTS = ("dev", "proc", "tmp", "mnt")  # what rules.chroot mounts over
+STDLIB = "/usr/lib/python3.9"
 
 
 def packages(project: Project) -> list[dict]:
@@ -62,6 +69,9 @@ def build(project: Project, cache: Path) -> Path:
                 raise UserError(f"cannot unpack {p['filename']}: {proc.stderr.strip()}")
         for name in MOUNT_POINTS:
             (work / name).mkdir(exist_ok=True)
+        chroot.run(work, ["python3.9", "-m", "compileall", "-q", "-j", "1",
+                          "--invalidation-mode", "unchecked-hash", STDLIB],
+                   what="byte-compiling the standard library")
         try:
             os.rename(work, done)
         except OSError:  # a concurrent build published the same root first

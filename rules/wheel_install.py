@@ -141,7 +141,9 @@ def compile_trees(root: Path, trees: list[Path]) -> None:
 
     def compile_batch(batch):
         inside = [f"/mnt/trees/{t.name}" for t in batch]
-        chroot.run(root, ["python3.9", "/mnt/driver/compile_driver.py", f"/{SITE}", *inside],
+        # -B: the root is never written (its standard library is compiled already)
+        chroot.run(root, ["python3.9", "-B", "/mnt/driver/compile_driver.py", f"/{SITE}",
+                          *inside],
                    binds={"trees": base, "driver": driver.parent},
                    what="byte-compiling Python packages")
 

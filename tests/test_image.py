@@ -140,7 +140,9 @@ class C:
 
 def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
     """Python layers are byte-compiled in the small python root (while mmdebstrap runs): its
-    .pyc files must be the very bytes the full Debian root's python3.9 writes."""
+    .pyc files must be the very bytes the full Debian root's python3.9 writes, and compiling
+    must not write into the root (.pyc files written there by imports made the bytes depend on
+    which process wrote them first)."""
     from rules import debian_rootfs, python_root, wheel_install
 
     cache, _ = build_a
@@ -149,6 +151,8 @@ def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
              "python": python_root.build(proj, cache)}
     assert sum(f.stat().st_size for f in roots["python"].rglob("*") if f.is_file()) < 60e6
     blob, filename, _ = image.wheels_for(proj, "2.2.4", image.Inputs(proj, cache, 0))["pendulum"]
+    python_files = sorted(roots["python"].rglob("*"))
+    assert any(f.suffix == ".pyc" for f in python_files)  # its standard library, compiled once
     compiled = {}
     for name, root in roots.items():
         trees = work / f"pyc-{name}"
@@ -163,6 +167,7 @@ def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
     assert len(compiled["python"]) > 50 and "tree/site/__pycache__/sample.cpython-39.pyc" in \
         compiled["python"]
     assert compiled["python"] == compiled["full"]
+    assert sorted(roots["python"].rglob("*")) == python_files  # compiling never writes to it
 
 
 def test_corrupted_cached_input_is_named_and_nothing_is_written(work):
