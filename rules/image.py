@@ -12,10 +12,12 @@ longest chain), the Python layers in worker processes (compiled in the small pyt
 they need not wait for the Debian root), and the small layers in threads.
 """
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import shutil
+import signal
 import subprocess
 import tempfile
 import os
@@ -41,6 +43,7 @@ ASTRO_UID = 50000
 FLAVORS = ("onbuild", "base")
 LAYER_WORKERS = 2
 YIELDING_NICE = 10  # layer workers' niceness while mmdebstrap runs
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 MODULE_DIST_VERSION = "1.0.0"  # of the dist-info a module with an Airflow plugin gets
 PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
 
@@ -236,10 +239,11 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
             action_cache.get(cache, planned[0][1]) is None
             or action_cache.get(cache, planned[last][1]) is None)
         order = [*sorted(range(1, last), key=lambda i: -weights.get(i, 0)), last]
-        nice = _yield_cpu if making_root else None
-        with ThreadPoolExecutor(LAYER_WORKERS, initializer=nice) as pool, \
+        with ThreadPoolExecutor(LAYER_WORKERS,
+                                initializer=_yield_cpu if making_root else None) as pool, \
                 ProcessPoolExecutor(LAYER_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=nice) as processes["pool"]:
+                                    initializer=_worker_init,
+                                    initargs=(os.getpid(), making_root)) as processes["pool"]:
             futures.update({i: pool.submit(run, *planned[i]) for i in order})
             result.steps = [futures[i].result() for i in range(len(planned))]
     inputs.save()
@@ -250,6 +254,15 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     oci.write_layout(result.images, out, cache)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _worker_init(build_pid: int, yield_cpu: bool) -> None:
+    """A layer worker process dies with the build that spawned it (even on kill -9)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != build_pid:  # the build died before the line above
+        os._exit(1)
+    if yield_cpu:
+        _yield_cpu()
 
 
 def _yield_cpu() -> None:
