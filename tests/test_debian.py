@@ -1,6 +1,5 @@
 """Debian versions, the dependency resolver, and the Debian lock's offline check."""
 
-import json
 import shutil
 import subprocess
 

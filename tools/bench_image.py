@@ -11,7 +11,6 @@ Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DO
 4. the sizes of both images as the engine reports them.
 """
 
-import json
 import os
 import shutil
 import statistics
