@@ -16,11 +16,11 @@ import ctypes
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -344,7 +344,8 @@ def _python_layer(names, wheels, inputs: Inputs, epoch: int, processes) -> layer
 
 def _python_layer_job(items, cache: Path, root: Path, epoch: int) -> layer.Layer:
     """In a worker process: unpacking, stripping and tar writing are Python code, which in
-    threads of one process contend for the GIL (measured: about 8 s more CPU in a build)."""
+    threads of one process contend for the GIL (measured, a cold build of 4.2: 83 s of CPU with
+    threads, 66 s with worker processes)."""
     try:
         with wheel_install.image_trees(items, cache, lambda: root) as trees:
             return layer.write_entries(wheel_install.image_entries(trees), cache, epoch,
