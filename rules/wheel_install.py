@@ -1,34 +1,25 @@
 """Locked wheels -> package trees -> image paths.
 
-Each wheel is installed once by pypa's ``installer`` into a package tree in the cache
-(``site/`` for purelib and platlib, ``bin/``, ``data/``, ``include/``), keyed by the wheel's
-sha256, the install recipe and the compiling interpreter; script shebangs point at the image's
-python. Trees are then byte-compiled by the image's own python3.9 (``rules.compile_driver`` in
-a chroot of ``rules.python_root``). Shared
-objects in image trees lose their symbol tables and debug sections (``rules.elf_strip``), and
-the wheel's RECORD is updated to match.
+Each wheel is unpacked (``rules.wheel_unpack``) into a package tree (``site/`` for purelib and
+platlib, ``bin/``, ``data/``, ``include/``), keyed by the wheel's sha256, the install recipe and
+the compiling interpreter; script shebangs point at the image's python. Image trees are then
+byte-compiled by the image's own python3.9 (``rules.compile_driver`` in a chroot of
+``rules.python_root``); their shared objects lose their symbol tables and debug sections on
+the way (``rules.elf_strip``), before RECORD is written. Build tools' trees (for building
+sdists) are cached, without .pyc.
 """
 
-import base64
 import contextlib
-import csv
 import hashlib
-import io
 import os
 import shutil
 import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from installer import install
-from installer.destinations import SchemeDictionaryDestination
-from installer.sources import WheelFile
+from rules import chroot, elf_strip, scratch, wheel_unpack
 
-from rules import chroot, elf_strip, scratch
-from rules.errors import UserError
-
-INSTALL_VERSION = 2  # bump when the recipe changes
+INSTALL_VERSION = 3  # bump when the recipe changes
 PYTHON = "/usr/bin/python3.9"
 SITE = "usr/local/lib/python3.9/dist-packages"
 # package tree folder -> image path
@@ -66,31 +57,20 @@ def image_trees(wheels: list[tuple[Path, str, str, str]], cache: Path, root):
     with scratch.folder(cache, "trees") as parent:
         trees = []
         for blob, filename, key, name in wheels:
-            trees.append(_unpack(blob, filename, parent, key, name))
-            strip_tree(trees[-1])
+            trees.append(_unpack(blob, filename, parent, key, name, strip=True))
         compile_trees(root(), trees)
         yield trees
 
 
-def _unpack(wheel: Path, filename: str, parent: Path, key: str, name: str) -> Path:
+def _unpack(wheel: Path, filename: str, parent: Path, key: str, name: str, *,
+            strip: bool = False) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=parent))
     try:
-        scheme = {"purelib": work / "site", "platlib": work / "site", "scripts": work / "bin",
-                  "data": work / "data", "headers": work / "include" / name}
-        destination = SchemeDictionaryDestination(
-            {k: str(v) for k, v in scheme.items()}, interpreter=PYTHON, script_kind="posix",
-            bytecode_optimization_levels=())
-        named = work / ".wheel" / filename
-        named.parent.mkdir()
-        os.symlink(Path(wheel).resolve(), named)
-        with WheelFile.open(named) as source, warnings.catch_warnings():
-            # installer skips stray __pycache__ files some wheels carry, and says so each time
-            warnings.filterwarnings("ignore", message="Skip installing .*__pycache__")
-            install(source, destination, additional_metadata={"INSTALLER": b"runtime\n"})
-        shutil.rmtree(named.parent)
-    except Exception as e:
+        wheel_unpack.unpack(wheel, filename, work, name, interpreter=PYTHON, layout=IMAGE_PATHS,
+                            strip=elf_strip.strip_bytes if strip else None)
+    except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-        raise UserError(f"cannot install {filename}: {e}") from None
+        raise
     return work
 
 
@@ -99,37 +79,6 @@ def _publish(work: Path, done: Path) -> None:
         os.rename(work, done)
     except OSError:  # a concurrent build published the same tree first: identical
         shutil.rmtree(work, ignore_errors=True)
-
-
-def strip_tree(tree: Path) -> int:
-    """Strip the ELF files of a package tree in place and rewrite its RECORD rows for them;
-    returns the bytes saved."""
-    saved, changed = 0, {}  # changed: path -> (RECORD hash, size) of the stripped file
-    for folder in IMAGE_PATHS:
-        root = tree / folder
-        for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            if path.is_symlink() or not path.is_file() or not elf_strip.is_elf(path):
-                continue
-            before = path.stat().st_size
-            data = elf_strip.strip_file(path)
-            if data is not None:
-                saved += before - len(data)
-                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-                changed[path] = (f"sha256={digest.decode()}", str(len(data)))
-    if changed:
-        for record in (tree / "site").glob("*.dist-info/RECORD"):
-            _update_record(record, tree / "site", changed)
-    return saved
-
-
-def _update_record(record: Path, site: Path, changed: dict[Path, tuple[str, str]]) -> None:
-    rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
-    for row in rows:
-        if row and Path(os.path.normpath(site / row[0])) in changed:
-            row[1:3] = changed[Path(os.path.normpath(site / row[0]))]
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    record.write_text(out.getvalue(), encoding="utf-8")
 
 
 def compile_trees(root: Path, trees: list[Path]) -> None:

@@ -126,6 +126,24 @@ def test_every_shared_object_loads(img):
     assert report["imported"] >= 20 and report["imported"] + report["opened"] == report["files"]
 
 
+def test_every_record_matches_the_installed_files(img):
+    """pip reads RECORD to uninstall and to list a package's files: every row names a file of
+    the image with its sha256 and size, scripts in /usr/local/bin included (../../../bin/...)."""
+    checks = Path(__file__).with_name("in_image")
+    out = sh(img, "python3.9 /checks/check_records.py", volumes={checks: "/checks:ro"})
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["bad"] == [] and report["bad_count"] == 0
+    assert report["records"] > 200 and report["outside_site"] > 20
+
+
+def test_pip_uninstall_removes_a_packages_script(img):
+    """A dependency's console script goes with it (python-nvd3 installs /usr/local/bin/nvd3)."""
+    out = sh(img, "ls /usr/local/bin/nvd3 && pip uninstall -y python-nvd3 >/dev/null 2>&1; "
+                  "ls /usr/local/bin/nvd3 2>&1 || echo gone", user="root")
+    assert out.splitlines() == ["/usr/local/bin/nvd3", "ls: cannot access '/usr/local/bin/nvd3': "
+                                "No such file or directory", "gone"]
+
+
 def test_airflow_info_runs(img):
     assert "Apache Airflow" in sh(img, "airflow info 2>/dev/null")
 

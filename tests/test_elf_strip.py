@@ -1,5 +1,5 @@
 """rules.elf_strip on a real shared library built here with gcc -g, checked with readelf and by
-loading it; and the RECORD rewrite of a stripped package tree."""
+loading it; and the shared objects of unpacked wheels stripped, RECORD included."""
 
 import base64
 import ctypes
@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import struct
 import subprocess
+import zipfile
 
 import pytest
 
@@ -83,22 +84,24 @@ def test_unusual_layout_is_left_alone(library):
     assert elf_strip.strip_bytes(library.read_bytes()) is not None  # (the control)
 
 
-def test_strip_tree_rewrites_record(library, tmp_path):
-    tree = tmp_path / "tree"
-    pkg = tree / "site" / "pkg"
-    pkg.mkdir(parents=True)
-    shutil.copyfile(library, pkg / "_native.so")
-    (pkg / "__init__.py").write_text("")
-    info = tree / "site" / "pkg-1.0.dist-info"
-    info.mkdir()
-    record = info / "RECORD"
-    record.write_text("pkg/__init__.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n"
-                      f"pkg/_native.so,sha256=old,{library.stat().st_size}\n"
-                      "pkg-1.0.dist-info/RECORD,,\n")
-    saved = wheel_install.strip_tree(tree)
-    data = (pkg / "_native.so").read_bytes()
-    assert saved == library.stat().st_size - len(data) > 0
-    rows = list(csv.reader(record.read_text().splitlines()))
+def test_unpacked_wheels_are_stripped_and_recorded(library, tmp_path):
+    """Image trees get stripped shared objects, and RECORD has the stripped bytes' hash."""
+    wheel = tmp_path / "pkg-1.0-cp39-cp39-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("pkg/__init__.py", "")
+        z.write(library, "pkg/_native.so")
+        z.writestr("pkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: pkg\n"
+                                                 "Version: 1.0\n")
+        z.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\n")
+        z.writestr("pkg-1.0.dist-info/RECORD", "")
+    tree = wheel_install._unpack(wheel, wheel.name, tmp_path, "key", "pkg", strip=True)
+    data = (tree / "site" / "pkg" / "_native.so").read_bytes()
+    assert 0 < len(data) < library.stat().st_size
+    assert data == elf_strip.strip_bytes(library.read_bytes())
+    rows = list(csv.reader((tree / "site" / "pkg-1.0.dist-info" / "RECORD").read_text()
+                           .splitlines()))
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    assert rows[1] == ["pkg/_native.so", f"sha256={digest}", str(len(data))]
-    assert rows[0][1].startswith("sha256=47DEQ") and rows[2] == ["pkg-1.0.dist-info/RECORD", "", ""]
+    assert ["pkg/_native.so", f"sha256={digest}", str(len(data))] in rows
+    ctypes.CDLL(str(tree / "site" / "pkg" / "_native.so"))
+    unstripped = wheel_install._unpack(wheel, wheel.name, tmp_path, "key", "pkg")
+    assert (unstripped / "site" / "pkg" / "_native.so").read_bytes() == library.read_bytes()
