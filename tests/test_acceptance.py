@@ -133,7 +133,7 @@ def test_every_record_matches_the_installed_files(img):
     out = sh(img, "python3.9 /checks/check_records.py", volumes={checks: "/checks:ro"})
     report = json.loads(out.strip().splitlines()[-1])
     assert report["bad"] == [] and report["bad_count"] == 0
-    assert report["records"] > 200 and report["outside_site"] > 20
+    assert report["records"] > 200 and report["outside_site"] > 20, report
 
 
 def test_pip_uninstall_removes_a_packages_script(img):
