@@ -96,12 +96,15 @@ def build_sdists(project: Project, airflow: str, cache: Path) -> FetchResult:
     epochs = {image.shared_epoch(project, line) for line in project.lines.values()
               if line.airflow == airflow}
     for epoch in sorted(epochs):
-        inputs = image.Inputs(project, cache, epoch)
-        built += sum(not sdist_build.record_path(cache, sdist_build.build_key(
-            c, tools, inputs.rootfs_key)).exists() for c in sdists)
-        with report.status(f"Airflow {airflow}: building {len(sdists)} sdists into wheels"):
-            wheels = image.wheels_for(project, airflow, inputs)
-        inputs.save()
+        with image.Inputs(project, cache, epoch) as inputs:
+            missing = sum(not sdist_build.record_path(cache, sdist_build.build_key(
+                c, tools, inputs.rootfs_key)).exists() for c in sdists)
+            with report.status(f"Airflow {airflow}: building {len(sdists)} sdists into wheels"):
+                if missing:  # built in the Debian root, kept in the cache for `invoke image`
+                    inputs.rootfs()
+                wheels = image.wheels_for(project, airflow, inputs)
+            inputs.save()
+        built += missing
         size += sum(wheels[c.name][0].stat().st_size for c in sdists)
     return FetchResult(f"Airflow {airflow}: wheels built from sdists", len(sdists) * len(epochs),
                        built, size)

@@ -12,6 +12,7 @@ longest chain), the Python layers in worker processes (compiled in the small pyt
 they need not wait for the Debian root), and the small layers in threads.
 """
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -68,32 +69,78 @@ class BuildResult:
 class Inputs:
     """Lazily made inputs shared by several layers (the Debian root, the small root of the
     image's python3.9, verified blobs). Each has its own lock: layers compiled in the python
-    root go on while the Debian root is being made."""
+    root go on while the Debian root is being made. Used as a context manager by an image
+    build: a Debian root made for the build lives in a scratch folder until the build ends."""
 
     def __init__(self, project: Project, cache: Path, epoch: int):
         self.project, self.cache, self.epoch = project, cache, epoch
         self.rootfs_key = debian_rootfs.rootfs_key(project, epoch)
         self.python_key = python_root.key(project)
-        self._rootfs = self._python_root = None
+        self._rootfs: Path | None = None  # the Debian root of this build (cache or scratch)
+        self._python_root = None
         self._rootfs_error: BaseException | None = None  # made once: a failure is not retried
         self._verified = _VerifiedBlobs(cache)
+        self._scratch = contextlib.ExitStack()
         self._lock = threading.Lock()
         self._rootfs_lock = threading.Lock()
         self._python_lock = threading.Lock()
 
+    def __enter__(self) -> "Inputs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._scratch.close()  # removes a root made in a scratch folder
+
     def rootfs(self) -> Path:
+        """The Debian root in the cache, for what runs in it (sdist builds, the PEX): copied
+        there from this build's root, or made."""
         with self._rootfs_lock:
-            if self._rootfs_error is not None:
-                raise self._rootfs_error
+            done = self.cache / "rootfs" / self.rootfs_key
+            if not done.is_dir():
+                if self._rootfs is not None:
+                    debian_rootfs.publish(self._rootfs, done)
+                else:
+                    self._make_root(lambda: debian_rootfs.build(self.project, self.cache,
+                                                                self.epoch))
+            self._rootfs = done
+            return done
+
+    def base_root(self) -> Path:
+        """The Debian root the base layer is written from: the cache's if it is there, else
+        one made in a scratch folder for this build only (copying it into the cache would
+        cost a cold build about 1.4 s; later builds find the base layer in the action cache
+        and the few files they read in the root's facts)."""
+        with self._rootfs_lock:
             if self._rootfs is None:
-                try:
-                    for pkg in debian_lock.load(self.project)["packages"]:
-                        self.verify(pkg["sha256"], pkg["filename"])
-                    self._rootfs = debian_rootfs.build(self.project, self.cache, self.epoch)
-                except BaseException as e:
-                    self._rootfs_error = e
-                    raise
+                cached = self.cache / "rootfs" / self.rootfs_key
+                self._rootfs = cached if cached.is_dir() else self._make_root(
+                    lambda: self._scratch.enter_context(
+                        debian_rootfs.made(self.project, self.cache, self.epoch)))
             return self._rootfs
+
+    def root_text(self, rel: str) -> str:
+        """A file of the Debian root: from this build's root, else the facts saved when the
+        root was made (rules.debian_rootfs.FACTS), else from a root made for it."""
+        with self._rootfs_lock:
+            root = self._rootfs
+        if root is None:
+            saved = debian_rootfs.fact(self.cache, self.rootfs_key, rel)
+            if saved is not None:
+                return saved
+            root = self.base_root()
+        return (root / rel).read_text(encoding="utf-8")
+
+    def _make_root(self, make) -> Path:
+        """(with _rootfs_lock held)"""
+        if self._rootfs_error is not None:
+            raise self._rootfs_error
+        try:
+            for pkg in debian_lock.load(self.project)["packages"]:
+                self.verify(pkg["sha256"], pkg["filename"])
+            return make()
+        except BaseException as e:
+            self._rootfs_error = e
+            raise
 
     def rootfs_cached(self) -> bool:
         return debian_rootfs.cached(self.cache, self.rootfs_key)
@@ -193,7 +240,8 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         planned.append((name, action, make))
 
     inputs.verify_all(line.airflow)  # every locked input, before any work starts
-    with report.progress(f"Runtime {line.version}: layers", total=total) as advance, \
+    # (exits in reverse order: the threads and processes end before a scratch root goes)
+    with inputs, report.progress(f"Runtime {line.version}: layers", total=total) as advance, \
             ThreadPoolExecutor(1) as background:
         def run(name, action, make):
             t = time.monotonic()
@@ -205,7 +253,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
             return Step(name, made, bool(found), time.monotonic() - t)
 
         step("debian base", action_cache.key("base", RECIPE, inputs.rootfs_key),
-             lambda: layer.write_tree(inputs.rootfs(), cache, epoch))
+             lambda: layer.write_tree(inputs.base_root(), cache, epoch))
         # The Debian root, then the base layer: the longest chain of a cold build (mmdebstrap),
         # started first, in a thread of its own, at the normal priority.
         futures = {0: background.submit(run, *planned[0])}
@@ -233,11 +281,12 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                                    line.source_date_epoch))
         # Meanwhile the other layers are compiled (in the python root) and written, the
         # largest first, at a lower priority while mmdebstrap runs; the config layer, which
-        # reads the Debian root, comes last.
+        # reads a file of the Debian root, comes last.
         last = len(planned) - 1
         making_root = not inputs.rootfs_cached() and (
             action_cache.get(cache, planned[0][1]) is None
-            or action_cache.get(cache, planned[last][1]) is None)
+            or (action_cache.get(cache, planned[last][1]) is None
+                and debian_rootfs.fact(cache, inputs.rootfs_key, "etc/passwd") is None))
         order = [*sorted(range(1, last), key=lambda i: -weights.get(i, 0)), last]
         with ThreadPoolExecutor(LAYER_WORKERS,
                                 initializer=_yield_cpu if making_root else None) as pool, \
@@ -320,8 +369,9 @@ def wheels_for(project: Project, airflow: str, inputs: "Inputs"
     def built(c):
         record = sdist_build.record_path(inputs.cache,
                                          sdist_build.build_key(c, tools, inputs.rootfs_key))
-        if not record.exists():
-            sdist_build.built_wheel(c, tools, inputs.rootfs(), inputs.rootfs_key, inputs.cache)
+        if not record.exists():  # (built in the Debian root, which is never written)
+            sdist_build.built_wheel(c, tools, inputs.base_root(), inputs.rootfs_key,
+                                    inputs.cache)
         data = json.loads(record.read_text())
         blob = inputs.verify(data["sha256"], data["wheel"])
         return c.name, (blob, data["wheel"], data["sha256"])
@@ -433,7 +483,7 @@ def _config_files(project: Project, line: RuntimeLine, lock_text: str,
     airflow = project.airflow_version(line.airflow)
     pins = [f"{e.name}=={airflow if e.name == 'apache-airflow' else e.version}"
             for e in requirements_file.parse(lock_text)[1]]
-    passwd = (inputs.rootfs() / "etc" / "passwd").read_text()
+    passwd = inputs.root_text("etc/passwd")
     version = _version_metadata(project, line)
     return {
         "etc/passwd": (passwd + f"astro:x:{ASTRO_UID}:0:astro:{AIRFLOW_HOME}:/bin/bash\n"

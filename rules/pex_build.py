@@ -20,10 +20,10 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
 
     line = project.line(line_name)
     epoch = image.shared_epoch(project, line)
-    inputs = image.Inputs(project, cache, epoch)
-    wheels = image.wheels_for(project, line.airflow, inputs)
-    rootfs = inputs.rootfs()
-    inputs.save()
+    with image.Inputs(project, cache, epoch) as inputs:
+        wheels = image.wheels_for(project, line.airflow, inputs)
+        rootfs = inputs.rootfs()
+        inputs.save()
     scratch = Path(cache) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pex-", dir=scratch) as tmp:

@@ -70,6 +70,8 @@ def build_a(work):
     cache, out = fresh_cache(work / "cache-a"), work / "out-a"
     proc = build_cli(REPO, cache, out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the Debian root was made in a scratch folder, never copied into the cache
+    assert not (cache / "rootfs").exists() and len(list((cache / "rootfs-facts").iterdir())) == 1
     return cache, out
 
 
@@ -126,6 +128,30 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     after = [s.layer.digest for s in result.steps]
     changed = [i for i, (x, y) in enumerate(zip(before, after)) if x[len("blobs/sha256/"):] != y[7:]]
     assert len(before) == len(after) and len(changed) == 1
+
+
+def test_a_new_version_rebuilds_only_the_config_without_a_debian_root(build_a, work,
+                                                                     monkeypatch):
+    """The config layer reads /etc/passwd of the Debian root: a later build takes it from the
+    facts saved when the root was made, and never makes the root again."""
+    from rules import debian_rootfs
+
+    cache, out_a = build_a
+    checkout = checkout_copy(work / "checkout-version")
+    build_file = checkout / "BUILD"
+    build_file.write_text(build_file.read_text().replace(f'version = "{VERSION}"',
+                                                         'version = "4.2.99"', 1))
+
+    def no_root(*args, **kw):
+        raise AssertionError("a Debian root was made")
+
+    monkeypatch.setattr(debian_rootfs, "made", no_root)
+    result = image.build(project.load(checkout), "4.2", ("base",), work / "out-version", cache)
+    assert [s.name for s in result.steps if not s.hit] == ["config"]
+    assert result.images[0].tags[0] == "4.2.99-base"
+    before = layer_digests(out_a, f"{VERSION}-base")
+    after = [f"blobs/sha256/{s.layer.digest[7:]}" for s in result.steps]
+    assert before[:-1] == after[:-1] and before[-1] != after[-1]
 
 
 SAMPLE = """\
