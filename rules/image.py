@@ -13,24 +13,21 @@ they need not wait for the Debian root), and the small layers in threads.
 """
 
 import contextlib
-import ctypes
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules import (action_cache, debian_lock, debian_rootfs, download, layer, oci,
                    patched_wheel, pip_lock, pypi_files, python_root, report, requirements_file,
-                   scratch, sdist_build, wheel_install)
+                   scratch, sdist_build, wheel_install, workers)
 from rules.errors import DigestMismatchError, UserError
 from rules.model import Project, RuntimeLine
 
@@ -44,7 +41,6 @@ ASTRO_UID = 50000
 FLAVORS = ("onbuild", "base")
 LAYER_WORKERS = 2
 YIELDING_NICE = 10  # layer workers' niceness while mmdebstrap runs
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 MODULE_DIST_VERSION = "1.0.0"  # of the dist-info a module with an Airflow plugin gets
 PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
 
@@ -233,7 +229,10 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     total = 1 + len(plan) + len(line.modules) + 1
     planned: list[tuple[str, str, object]] = []
     weights: dict[int, int] = {}  # step index -> bytes of input, to start the largest first
-    processes: dict[str, ProcessPoolExecutor] = {}  # where Python layers are made
+    layer_workers: workers.Pool | None = None  # where Python layers are made (set below)
+
+    def in_worker(fn, *args):
+        return layer_workers.call(fn, *args)
 
     def step(name, action, make, weight=0):
         weights[len(planned)] = weight
@@ -261,7 +260,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         for title, names in plan:
             keys = sorted(wheel_install.tree_key(wheels[n][2], inputs.python_key) for n in names)
             step(title, action_cache.key("python", RECIPE, keys, epoch),
-                 lambda names=names: _python_layer(names, wheels, inputs, epoch, processes),
+                 lambda names=names: _python_layer(names, wheels, inputs, epoch, in_worker),
                  sum(wheels[n][0].stat().st_size for n in names))
         for label in line.modules:
             module = project.modules[label]
@@ -290,10 +289,17 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         order = [*sorted(range(1, last), key=lambda i: -weights.get(i, 0)), last]
         with ThreadPoolExecutor(LAYER_WORKERS,
                                 initializer=_yield_cpu if making_root else None) as pool, \
-                ProcessPoolExecutor(LAYER_WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_worker_init,
-                                    initargs=(os.getpid(), making_root)) as processes["pool"]:
+                workers.Pool(LAYER_WORKERS, YIELDING_NICE if making_root else 0) as layer_workers:
             futures.update({i: pool.submit(run, *planned[i]) for i in order})
+            # The first failure stops the build: queued steps are dropped, the workers killed
+            # (what runs in threads ends by itself: mmdebstrap may take its time).
+            wait(futures.values(), return_when=FIRST_EXCEPTION)
+            failed = [i for i in range(len(planned)) if futures[i].done()
+                      and not futures[i].cancelled() and futures[i].exception() is not None]
+            if failed:
+                pool.shutdown(wait=False, cancel_futures=True)
+                layer_workers.kill()
+                raise futures[failed[0]].exception()
             result.steps = [futures[i].result() for i in range(len(planned))]
     inputs.save()
     layers = [s.layer for s in result.steps]
@@ -303,15 +309,6 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     oci.write_layout(result.images, out, cache)
     result.seconds = time.monotonic() - started
     return result
-
-
-def _worker_init(build_pid: int, yield_cpu: bool) -> None:
-    """A layer worker process dies with the build that spawned it (even on kill -9)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != build_pid:  # the build died before the line above
-        os._exit(1)
-    if yield_cpu:
-        _yield_cpu()
 
 
 def _yield_cpu() -> None:
@@ -386,22 +383,18 @@ def _tree_item(name: str, wheels, inputs: Inputs) -> tuple[Path, str, str, str]:
     return blob, filename, wheel_install.tree_key(sha256, inputs.python_key), name
 
 
-def _python_layer(names, wheels, inputs: Inputs, epoch: int, processes) -> layer.Layer:
+def _python_layer(names, wheels, inputs: Inputs, epoch: int, in_worker) -> layer.Layer:
     items = [_tree_item(n, wheels, inputs) for n in names]
     root = inputs.python_root()
-    return processes["pool"].submit(_python_layer_job, items, inputs.cache, root, epoch).result()
+    return in_worker(_python_layer_job, items, inputs.cache, root, epoch)
 
 
 def _python_layer_job(items, cache: Path, root: Path, epoch: int) -> layer.Layer:
-    """In a worker process: unpacking, stripping and tar writing are Python code, which in
-    threads of one process contend for the GIL (measured, a cold build of 4.2: 83 s of CPU with
-    threads, 66 s with worker processes)."""
-    try:
-        with wheel_install.image_trees(items, cache, lambda: root) as trees:
-            return layer.write_entries(wheel_install.image_entries(trees), cache, epoch,
-                                       normalize_modes=True)
-    except UserError as e:  # a plain UserError crosses the process boundary intact
-        raise UserError(str(e), e.exit_code) from None
+    """In a worker process (rules.workers): unpacking, stripping and tar writing are Python
+    code, which in threads of one process contend for the GIL."""
+    with wheel_install.image_trees(items, cache, lambda: root) as trees:
+        return layer.write_entries(wheel_install.image_entries(trees), cache, epoch,
+                                   normalize_modes=True)
 
 
 def _module_files(project: Project, module) -> list[tuple[str, Path]]:

@@ -262,6 +262,28 @@ def test_two_builds_at_once_on_one_cache(build_a, work):
     shutil.rmtree(cache)
 
 
+def test_a_failing_step_fails_the_build_and_leaves_nothing_running(work, monkeypatch):
+    """A Python layer fails (its python root cannot be made): the build raises that error at
+    once for the queued layers, which are dropped (the Debian root's chain runs to its end), and
+    no worker process or scratch folder of it is left."""
+    from rules import python_root, scratch
+    from rules.errors import UserError
+
+    def broken(*args, **kw):
+        raise UserError("no python root today")
+
+    monkeypatch.setattr(python_root, "build", broken)
+    cache = fresh_cache(work / "cache-failing")
+    with pytest.raises(UserError, match="no python root today"):
+        image.build(project.load(REPO), "4.2", ("base",), work / "out-failing", cache)
+    assert not (work / "out-failing").exists()
+    children = " ".join(Path(f).read_text() for f in
+                        map(str, Path("/proc/self/task").glob("*/children")))
+    assert children.split() == [], f"processes left: {children}"
+    assert not list(scratch.base(cache).glob("rt-*"))
+    shutil.rmtree(cache)
+
+
 @pytest.fixture(scope="module")
 def loaded(build_a):
     import docker
