@@ -4,7 +4,7 @@ Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DO
 1. our cold build (fetch cache warm: downloads and the wheels `invoke fetch` builds from
    sdists; action cache empty, so the Debian root is made again), one flavor, and
    `docker build --no-cache` (3 below), alternating, ROUNDS times each (argument 1 changes it):
-   the machine's speed drifts, so the medians are compared;
+   the machine's speed drifts, so the medians are compared; each build starts after a sync;
 2. our no-op rebuild, and a rebuild after editing one module (changed layer blobs counted);
 3. `docker build --no-cache` of an equivalent Dockerfile: FROM our Debian base (loaded into the
    engine), pip install --require-hashes from the same local wheelhouse, the same modules;
@@ -44,6 +44,13 @@ RUN python3.9 -m venv /opt/venv \\
 """
 
 
+def settle():
+    """Before each timed build: write back what earlier steps left dirty (a docker build writes
+    about 1.2 GB, a cold build of ours 300 MB), so that no build pays for the one before."""
+    os.sync()
+    time.sleep(2)
+
+
 def timed(fn):
     start = time.monotonic()
     value = fn()
@@ -62,6 +69,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-image-", dir=DOWNLOADS) as tmp:
         tmp = Path(tmp)
         cache = fetch.cache_of_fetched(DOWNLOADS, tmp / "cache")
+        settle()
         cold, result = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out", cache))
         colds.append(cold)
         noop, _ = timed(lambda: image.build(proj, LINE, ("base",), tmp / "out2", cache))
@@ -86,10 +94,12 @@ def main():
         for n in range(rounds):
             if n:  # the machine's speed drifts: alternate the two cold builds
                 again = fetch.cache_of_fetched(DOWNLOADS, tmp / f"cache-{n}")
+                settle()
                 colds.append(timed(lambda: image.build(proj, LINE, ("base",),
                                                        tmp / f"out-{n}", again))[0])
                 shutil.rmtree(again)
             docker("rmi", "-f", DOCKERFILE_IMAGE, check=False)
+            settle()
             dockers.append(docker_build(context))
         sizes = {name: int(docker("image", "inspect", "-f", "{{.Size}}", name).stdout)
                  for name in (ours, DOCKERFILE_IMAGE)}
