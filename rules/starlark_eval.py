@@ -3,9 +3,21 @@
 The interpreter is ``starlark-pyo3`` (the Rust ``starlark`` crate): no I/O, no clock, no
 randomness; a file sees only the standard Starlark globals plus the rule functions it is given.
 Every failure becomes a one-line ``BuildFileError`` naming file, line and column.
+
+Evaluation is bounded and interruptible. The Rust evaluator never returns to Python inside a
+loop, so Python's own SIGINT handling cannot stop it (a `for i in range(1000000000)` in a `def`
+ran for minutes and ignored Ctrl-C); the interpreter asks a ``check_cancelled`` callback as it
+goes (about 9,000 times a second, measured), and ours says stop when Ctrl-C was pressed
+(then ``KeyboardInterrupt``: exit 130) or when the file has run longer than its budget,
+``RUNTIME_EVAL_TIMEOUT`` seconds (default 10; the project's own files take milliseconds).
+The interpreter's "cancelled" error carries the location it stopped at, which names the loop.
 """
 
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -15,6 +27,9 @@ from rules.errors import BuildFileError, UserError
 
 _LOCATION = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)\s*$", re.M)
 _SNIPPET = re.compile(r"^\s*\d+\s\|", re.M)
+
+
+DEFAULT_TIMEOUT = 10.0
 
 
 class RuleError(Exception):
@@ -33,11 +48,64 @@ def evaluate(path: Path, display_name: str, functions: Mapping[str, Callable]) -
     module = starlark.Module()
     for name, fn in functions.items():
         module.add_callable(name, _recording(fn, raised))
+    budget = _timeout()
+    with _Cancellation(budget) as cancel:
+        try:
+            starlark.eval_with(starlark.EvalOptions(check_cancelled=cancel.check), module, ast,
+                               starlark.Globals.standard())
+        except starlark.StarlarkError as e:
+            if cancel.interrupted:
+                raise KeyboardInterrupt from None
+            if cancel.timed_out:
+                raise _located(display_name, source, str(e), message=(
+                    f"evaluation stopped after {budget:g} s (RUNTIME_EVAL_TIMEOUT): a loop that "
+                    f"runs too long here?")) from None
+            message = str(raised[-1]) if raised else None
+            raise _located(display_name, source, str(e), message=message) from None
+    if cancel.interrupted:  # Ctrl-C in the last instants of a file that then finished
+        raise KeyboardInterrupt
+
+
+def _timeout() -> float:
+    raw = os.environ.get("RUNTIME_EVAL_TIMEOUT", "")
+    if not raw:
+        return DEFAULT_TIMEOUT
     try:
-        starlark.eval(module, ast, starlark.Globals.standard())
-    except starlark.StarlarkError as e:
-        message = str(raised[-1]) if raised else None
-        raise _located(display_name, source, str(e), message=message) from None
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"RUNTIME_EVAL_TIMEOUT={raw!r}: expected a number of seconds above 0")
+    return value
+
+
+class _Cancellation:
+    """Answers the interpreter's "cancelled?": Ctrl-C pressed, or the budget spent. While it is
+    active (main thread only), SIGINT only sets a flag: the evaluator cannot take an exception
+    raised inside its callback."""
+
+    def __init__(self, budget: float):
+        self.deadline = time.monotonic() + budget
+        self.interrupted = self.timed_out = False
+        self._previous = None
+
+    def check(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.interrupted or self.timed_out
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 def _recording(fn: Callable, raised: list) -> Callable:

@@ -1,10 +1,14 @@
 """The invoke front end as a user meets it: exit codes, one-line errors, no tracebacks."""
 
+import os
 import shutil
+import signal
+import subprocess
+import time
 
 import pytest
 
-from tests.fixtures import REPO, make_project, run_invoke
+from tests.fixtures import REPO, invoke_argv, make_project, run_invoke
 
 
 @pytest.fixture
@@ -83,3 +87,56 @@ def test_unresolvable_lock_via_cli_is_clean(tmp_path):
     assert_clean_error(proc, 1)
     assert "needs310" in proc.stderr and "cannot lock Airflow 2.2.4" in proc.stderr
     assert not (root / "constraints" / "constraints-2.2.4.txt").exists()
+
+
+BUSY = """
+def _busy():
+    n = 0
+    for i in range(1000000000):
+        n += i * 2
+    return n
+
+_x = _busy()
+"""
+
+
+def _busy_build(repo_copy) -> int:
+    """Append a loop that runs for minutes to BUILD; return the line of its `for`."""
+    build = repo_copy / "BUILD"
+    text = build.read_text()
+    build.write_text(text + BUSY)
+    return len(text.splitlines()) + BUSY.splitlines().index("    for i in range(1000000000):") + 1
+
+
+def test_a_long_loop_stops_at_the_budget_naming_file_and_line(repo_copy):
+    line = _busy_build(repo_copy)
+    started = time.monotonic()
+    proc = run_invoke(repo_copy, "lines", env={"RUNTIME_EVAL_TIMEOUT": "1"}, timeout=120)
+    seconds = time.monotonic() - started
+    assert_clean_error(proc, 2)
+    assert f"error: BUILD:{line}:5: evaluation stopped after 1 s (RUNTIME_EVAL_TIMEOUT)" \
+        in proc.stderr, (proc.stderr, seconds)
+
+
+def test_ctrl_c_stops_a_long_evaluation_with_130(repo_copy):
+    _busy_build(repo_copy)
+    env = dict(os.environ, PYTHONPATH=str(REPO), RUNTIME_EVAL_TIMEOUT="600")
+    proc = subprocess.Popen(invoke_argv("lines"), cwd=repo_copy, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(3)  # invoke starts and is inside the loop
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)  # before the fix: runs for minutes
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert err.strip() == "interrupted"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_a_bad_eval_budget_is_named(repo_copy, value):
+    proc = run_invoke(repo_copy, "lines", env={"RUNTIME_EVAL_TIMEOUT": value})
+    assert_clean_error(proc, 2)
+    assert f"RUNTIME_EVAL_TIMEOUT={value!r}" in proc.stderr
