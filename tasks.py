@@ -113,7 +113,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     import shutil
     from datetime import date
 
-    from rules import dockerd, image, system_deps
+    from rules import dockerd, image, output, system_deps
     from rules import release as releasing
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
@@ -121,11 +121,11 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     root = Path(proj.root)
     today = date.today()
     plan = releasing.plan(proj, runtime, bump, lts, today)
+    # a release never replaces anything: the folder must be new or empty
+    final = output.check_folder(Path(out) if out else root / "out" / f"release-{plan.version}",
+                                lambda _: False, "a folder of released images")
     releasing.check_patches(proj, plan)
     state = releasing.check_clean(root)
-    final = Path(out) if out else root / "out" / f"release-{plan.version}"
-    if final.exists() and any(final.iterdir()):
-        raise UserError(f"refused: {final} exists and is not empty: remove it or pick --out")
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
     cache = pip_lock.default_cache()
     with releasing.scratch_copy(root, cache) as copy:
@@ -149,8 +149,9 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
         # images first, then the record and notes, then BUILD and the policy: a failure on
         # the way leaves no new version in BUILD without its record
         final.parent.mkdir(parents=True, exist_ok=True)
+        output.check_folder(final, lambda _: False, "a folder of released images")
         if final.exists():
-            final.rmdir()  # empty, checked above
+            final.rmdir()  # empty, checked again just now
         shutil.move(staged, final)
         releasing.write_record(root, data, entry)
         releasing.apply_edits(root, plan)
@@ -204,17 +205,22 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
     PostgreSQL and Redis; prints a check × line table."""
     import tempfile
 
-    from rules import dockerd, system_deps, test_matrix
+    from rules import dockerd, output, system_deps, test_matrix
 
     system_deps.ensure()
     proj = project.load()
     names = list(proj.lines) if runtime == "all" else runtime.split(",")
     for name in names:
         proj.line(name)  # an unknown line fails here, listing the known ones
+    kept = None
+    if report_dir:  # a folder, maybe the user's: only our report files are written in it
+        kept = output.check_parent(Path(report_dir), "--report-dir")
+        if kept.exists() and not kept.is_dir():
+            raise UserError(f"--report-dir {kept} is a file, not a folder")
     failed = []
     with tempfile.TemporaryDirectory(prefix="runtime-test-image-") as tmp, \
             dockerd.engine(pip_lock.default_cache()) as host:
-        folder = Path(report_dir) if report_dir else Path(tmp)
+        folder = kept or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         reports = {name: folder / f"acceptance-{name}.xml" for name in names}
         for name in names:

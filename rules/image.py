@@ -220,6 +220,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
           cache: Path) -> BuildResult:
     started = time.monotonic()
     line = project.line(line_name)
+    out = oci.check_out(out)  # before any work: never replace a folder of the user's
     pip_lock.check_all(project, [line.airflow])
     debian_lock.check(project)
     epoch = shared_epoch(project, line)

@@ -2,20 +2,19 @@
 
 Blobs are hard-linked (or copied) from the content-addressed cache; the layout is written in a
 temp folder beside the output and renamed into place, so a failed build leaves no half output.
+An existing folder at the output is replaced only if it is an earlier layout (rules.output).
 """
 
 import hashlib
 import io
 import json
-import os
 import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rules import atomic
+from rules import atomic, output
 from rules.layer import Layer
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -77,10 +76,17 @@ def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+LAYOUT = "an OCI image layout"
+
+
+def check_out(out: Path) -> Path:
+    """Refuse, before any work, an output folder that is not an earlier layout (absolute)."""
+    return output.check_folder(out, output.is_image_layout, LAYOUT)
+
+
 def write_layout(images: list[Image], out: Path, cache: Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    out = check_out(out)
+    work = output.work_folder(out)
     try:
         blobs = work / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -102,15 +108,7 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
                    "Layers": ["blobs/sha256/" + layer.digest[7:] for layer in image.layers]}
                   for image in images]
         (work / "manifest.json").write_bytes(canonical(docker))
-        for attempt in range(5):  # another build may be publishing the same folder
-            if out.exists():
-                shutil.rmtree(out, ignore_errors=True)
-            try:
-                os.rename(work, out)
-                break
-            except OSError:
-                if attempt == 4:
-                    raise
+        output.publish_folder(work, out, output.is_image_layout, LAYOUT)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
-from rules import atomic, chroot, image
+from rules import atomic, chroot, image, output
 from rules.model import Project
 
 
@@ -19,6 +19,9 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
     import pex
 
     line = project.line(line_name)
+    name = f"runtime-{line.version}.pex"
+    # before any work: the folder may hold the user's files, the file only an earlier PEX
+    target = output.check_file(Path(out_dir) / name, output.is_pex, "a PEX")
     epoch = image.shared_epoch(project, line)
     with image.Inputs(project, cache, epoch) as inputs:
         wheels = image.wheels_for(project, line.airflow, inputs)
@@ -38,7 +41,6 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
         (Path(tmp) / "req").mkdir()
         (Path(tmp) / "req" / "requirements.txt").write_text("\n".join(pins) + "\n")
         pex_site = Path(pex.__file__).resolve().parent.parent
-        name = f"runtime-{line.version}.pex"
         chroot.run(rootfs, ["python3.9", "-m", "pex", "--no-pypi", "--find-links", "/mnt/wheels",
                             "--intransitive", "-r", "/mnt/req/requirements.txt",
                             "--python", "/usr/bin/python3.9", "-c", "airflow",
@@ -48,7 +50,7 @@ def build(project: Project, line_name: str, out_dir: Path, cache: Path) -> tuple
                    env={"PYTHONPATH": "/mnt/pexsite", "SOURCE_DATE_EPOCH": str(epoch)},
                    what=f"building {name}")
         data = (out / name).read_bytes()
-        target = Path(out_dir) / name
+        output.check_file(target, output.is_pex, "a PEX")  # again: the user may have been quick
         atomic.write_bytes(target, data, mode=0o755)
     return target, hashlib.sha256(data).hexdigest()
 
