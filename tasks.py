@@ -8,7 +8,7 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from rules import debian_lock, pip_lock, project, report
+from rules import atomic, debian_lock, pip_lock, project, report
 from rules.cli import user_errors
 from rules.errors import UserError
 
@@ -30,17 +30,19 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
             debian_lock.check(proj)
         print(f"locks are current: Airflow {', '.join(versions)}" + (", Debian" if debian else ""))
         return
-    rows = []
+    results = []
     for airflow in versions:
         plan = pip_lock.plan(proj, airflow)
         with report.status(f"locking Airflow {airflow} (lines {', '.join(plan.lines)})"):
-            result = pip_lock.lock(proj, plan, tuple(upgrade_package or ()))
-        rows.append((result.path, result.action, str(result.packages), f"{result.seconds:.1f}s"))
+            results.append(pip_lock.prepare(proj, plan, tuple(upgrade_package or ())))
     if debian:
         with report.status("locking Debian packages"):
-            result = debian_lock.lock(proj)
-        rows.append((result.path, result.action, str(result.packages), f"{result.seconds:.1f}s"))
-    report.table("locks", ("file", "action", "packages", "time"), rows)
+            results.append(debian_lock.prepare(proj))
+    # every lock resolved: only now is anything written (a failed lock changes no file)
+    for result in results:
+        atomic.write_all(result.files)
+    report.table("locks", ("file", "action", "packages", "time"),
+                 [(r.path, r.action, str(r.packages), f"{r.seconds:.1f}s") for r in results])
 
 
 @task
@@ -60,8 +62,11 @@ def fetch(c, runtime=None):
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     cache = pip_lock.default_cache()
-    results = [fetching.fetch_debian(proj, cache)]
     versions = pip_lock.airflow_versions(proj, runtime)
+    # a lock that no longer matches its inputs names old sources: refuse it before any download
+    pip_lock.check_all(proj, versions)
+    debian_lock.check(proj)
+    results = [fetching.fetch_debian(proj, cache)]
     for airflow in versions:
         results.append(fetching.fetch_python(proj, airflow, cache))
     for airflow in versions:
@@ -233,8 +238,6 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
                 failed.append(name)
         columns, rows = test_matrix.matrix(reports)
         if report_dir:
-            from rules import atomic
-
             atomic.write_text(folder / "acceptance.md", test_matrix.markdown(columns, rows))
     report.table("acceptance checks", columns, rows)
     if failed:

@@ -25,6 +25,13 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def write_all(files: dict) -> None:
+    """Write each path -> text of ``files``, each file whole (a set of results made first,
+    so a failure while making them wrote nothing)."""
+    for path, text in files.items():
+        write_text(path, text)
+
+
 def link_or_copy(src: Path, dst: Path) -> None:
     """Put ``src`` at ``dst`` by a hard link (same file system) or a copy; keep an existing one."""
     if Path(dst).exists():

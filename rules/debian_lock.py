@@ -104,9 +104,18 @@ class DebianLockResult:
     action: str
     packages: int
     seconds: float
+    files: dict  # what to write: absolute path -> text (empty when unchanged)
 
 
 def lock(project: Project, cache: Path | None = None) -> DebianLockResult:
+    """Resolve and write the Debian lock."""
+    result = prepare(project, cache)
+    atomic.write_all(result.files)
+    return result
+
+
+def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
+    """Resolve the Debian lock without writing it: the result says what to write."""
     source = project.debian
     path = Path(project.root) / source.lock
     started = time.monotonic()
@@ -115,7 +124,8 @@ def lock(project: Project, cache: Path | None = None) -> DebianLockResult:
         try:
             if json.loads(path.read_text())["inputs_sha256"] == digest:
                 count = len(json.loads(path.read_text())["packages"])
-                return DebianLockResult(source.lock, "unchanged", count, time.monotonic() - started)
+                return DebianLockResult(source.lock, "unchanged", count,
+                                        time.monotonic() - started, {})
         except (ValueError, KeyError):
             pass
     cache = cache or pip_lock.default_cache()
@@ -149,10 +159,9 @@ def lock(project: Project, cache: Path | None = None) -> DebianLockResult:
                 "inputs": inputs(source), "packages": packages}
     text = json.dumps(document, indent=2, sort_keys=False) + "\n"
     old = path.read_text() if path.exists() else None
-    if text != old:
-        atomic.write_text(path, text)
     action = "unchanged" if text == old else ("rewritten" if old else "written")
-    return DebianLockResult(source.lock, action, len(packages), time.monotonic() - started)
+    return DebianLockResult(source.lock, action, len(packages), time.monotonic() - started,
+                            {} if text == old else {path: text})
 
 
 def load(project: Project) -> dict:

@@ -128,36 +128,55 @@ class LockResult:
     action: str  # "unchanged", "written", "rewritten"
     packages: int
     seconds: float
+    files: dict  # what to write: absolute path -> text (only what differs from the disk)
 
 
 def lock(project: Project, plan_: LockPlan, upgrade: tuple[str, ...] = (),
          uv_binary: str | None = None, cache_dir: Path | None = None) -> LockResult:
+    """Resolve and write the lock and its requirements.in (nothing when resolving fails)."""
+    result = prepare(project, plan_, upgrade, uv_binary, cache_dir)
+    atomic.write_all(result.files)
+    return result
+
+
+def prepare(project: Project, plan_: LockPlan, upgrade: tuple[str, ...] = (),
+            uv_binary: str | None = None, cache_dir: Path | None = None) -> LockResult:
+    """Resolve the lock without writing anything: the result says what to write. A failed
+    `invoke lock` must change no file, so the task writes every lock only once all resolved."""
     root = Path(project.root)
     in_path, lock_path = root / plan_.lock.requirements_in, root / plan_.lock.lock
     in_text = plan_.requirements_in()
     started = time.monotonic()
-    atomic.write_if_changed(in_path, in_text)
+    files = {}
+    if not in_path.exists() or in_path.read_text(encoding="utf-8") != in_text:
+        files[in_path] = in_text
     old = lock_path.read_text(encoding="utf-8") if lock_path.exists() else None
     if old is not None and not upgrade and recorded_digest(old) == digest(in_text):
         count = len(requirements_file.parse(old)[1])
         return LockResult(plan_.lock.airflow, plan_.lock.lock, "unchanged", count,
-                          time.monotonic() - started)
+                          time.monotonic() - started, files)
 
     text = resolve(root, plan_, old, upgrade, uv_binary, cache_dir)
     _, entries = requirements_file.parse(text)
     new = requirements_file.render(header(plan_), entries)
     action = "unchanged" if new == old else ("rewritten" if old else "written")
     if new != old:
-        atomic.write_text(lock_path, new)
+        files[lock_path] = new
     return LockResult(plan_.lock.airflow, plan_.lock.lock, action, len(entries),
-                      time.monotonic() - started)
+                      time.monotonic() - started, files)
 
 
 def resolve(root: Path, plan_: LockPlan, previous: str | None, upgrade: tuple[str, ...],
             uv_binary: str | None, cache_dir: Path | None) -> str:
-    """Run uv; return its output. The old lock seeds the preferences (minimal change)."""
+    """Run uv; return its output. The old lock seeds the preferences (minimal change). uv
+    reads the requirements.in from a temp folder (under its path in the project, which the lock's
+    `# via -r` notes name), so the project's copy changes only with the lock."""
     with tempfile.TemporaryDirectory(prefix="runtime-lock-") as tmp:
         out = Path(tmp) / "lock.txt"
+        inputs = Path(tmp) / "inputs"
+        (inputs / plan_.lock.requirements_in).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / plan_.lock.requirements_in).write_text(plan_.requirements_in(),
+                                                         encoding="utf-8")
         if previous is not None:
             out.write_text(previous, encoding="utf-8")
         cmd = [uv_binary or find_uv(), "pip", "compile", "--quiet", "--no-config",
@@ -174,10 +193,10 @@ def resolve(root: Path, plan_: LockPlan, previous: str | None, upgrade: tuple[st
         cmd += ["--output-file", str(out), plan_.lock.requirements_in]
         env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", TMPDIR=tmp,
                    UV_CACHE_DIR=str(cache_dir or default_cache() / "uv"))
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=inputs, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise UserError(f"cannot lock Airflow {plan_.lock.airflow} for Python "
-                            f"{plan_.python} ({plan_.lock.lock} left as it was):\n"
+                            f"{plan_.python} (no file was changed):\n"
                             + _resolver_error(proc.stderr), exit_code=1)
         return out.read_text(encoding="utf-8")
 

@@ -140,3 +140,53 @@ def test_a_bad_eval_budget_is_named(repo_copy, value):
     proc = run_invoke(repo_copy, "lines", env={"RUNTIME_EVAL_TIMEOUT": value})
     assert_clean_error(proc, 2)
     assert f"RUNTIME_EVAL_TIMEOUT={value!r}" in proc.stderr
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_lock_changes_no_file(tmp_path):
+    from tests.fixtures import make_wheel
+
+    root = make_project(tmp_path / "p")
+    assert run_invoke(root, "lock", "--no-debian").returncode == 0
+    # a package no Python 3.9 can install: the resolver fails
+    make_wheel(root / "wheels", "needs310", "1.0.0", requires_python=">=3.10")
+    providers = root / "providers" / "BUILD"
+    providers.write_text(providers.read_text().replace('"otherdep"', '"otherdep", "needs310"'))
+    before = _files(root)
+    proc = run_invoke(root, "lock", "--no-debian")
+    assert_clean_error(proc, 1)
+    assert "no file was changed" in proc.stderr
+    assert _files(root) == before  # the requirements.in too, and no new file
+
+
+def test_a_failed_first_lock_leaves_no_new_file(tmp_path):
+    from tests.fixtures import make_wheel
+
+    root = make_project(tmp_path / "p", packages=["needs310"])
+    make_wheel(root / "wheels", "needs310", "1.0.0", requires_python=">=3.10")
+    before = _files(root)
+    proc = run_invoke(root, "lock", "--no-debian")
+    assert_clean_error(proc, 1)
+    assert _files(root) == before
+    assert not (root / "constraints").exists()
+
+
+@pytest.mark.parametrize("edit, stale", [
+    (("WORKSPACE", 'DEBIAN_MIRROR = "http://deb.debian.org/debian"',
+      'DEBIAN_MIRROR = "http://mirror.invalid/debian"'), "stale Debian lock"),
+    (("providers/BUILD", '"redis",', '"redis",\n    "slack",'), "stale lock(s)"),
+])
+def test_fetch_refuses_a_stale_lock_before_any_download(repo_copy, tmp_path, edit, stale):
+    name, old, new = edit
+    path = repo_copy / name
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    cache = tmp_path / "cache"
+    proc = run_invoke(repo_copy, "fetch", env={"RUNTIME_CACHE": str(cache)}, timeout=300)
+    assert_clean_error(proc, 1)
+    assert stale in proc.stderr and "invoke lock" in proc.stderr, proc.stderr
+    assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
