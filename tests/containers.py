@@ -26,8 +26,10 @@ QUIET_AIRFLOW = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False",
 
 
 def _args(user=None, network="none", env=None, volumes=None, name=None, cpus=None,
-          memory=None):
+          memory=None, workdir=None):
     args = ["--network", network]
+    if workdir:
+        args += ["--workdir", workdir]
     if user:
         args += ["--user", user]
     if cpus:

@@ -121,17 +121,50 @@ def test_user_project_builds_and_its_dag_runs(images, index, tag, tmp_path):
                    "HELLO", "FROM", "INCLUDE!", AIRFLOW], out
 
 
-def test_a_requirement_on_apache_airflow_fails_the_build(images, index, tag, tmp_path):
-    other = "2.3.0" if RUNTIME.airflow != "2.3.0" else "2.2.4"
+OTHER_AIRFLOW = "2.3.0" if RUNTIME.airflow != "2.3.0" else "2.2.4"
+
+
+# (requirements.txt, where the guard must point)
+@pytest.mark.parametrize("requirements, where", [
+    (f"runtime-sample-helper==1.0.0\napache-airflow=={OTHER_AIRFLOW}\n",
+     f"requirements.txt:2: apache-airflow=={OTHER_AIRFLOW}"),
+    # a continued line, as pip joins it
+    (f"runtime-sample-helper==1.0.0\napache-\\\nairflow=={OTHER_AIRFLOW}\n",
+     f"requirements.txt:2: apache-airflow=={OTHER_AIRFLOW}"),
+    # another spelling, with an extra
+    (f"Apache_Airflow[celery] == {OTHER_AIRFLOW}  # the team's pin\n",
+     f"requirements.txt:1: Apache_Airflow[celery] == {OTHER_AIRFLOW}"),
+], ids=["plain", "continued-line", "spelling"])
+def test_a_requirement_on_apache_airflow_fails_the_build(images, index, tag, tmp_path,
+                                                          requirements, where):
     project = make_user_project(tmp_path / "project", images["onbuild"], index,
-                                requirements=f"runtime-sample-helper==1.0.0\n"
-                                             f"apache-airflow=={other}\n")
+                                requirements=requirements)
     (project / "packages.txt").write_text("")  # nothing to apt-get: fail fast
     proc = docker_build(project, tag)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "requirements.txt must not pin apache-airflow" in text, text[-3000:]
-    assert f"requirements.txt:2: apache-airflow=={other}" in text, text[-3000:]
+    assert where in text, text[-3000:]
+
+
+def test_the_guard_reads_included_files_as_pip_does(images, tmp_path):
+    """`-r` and `-c` includes are followed (the ONBUILD step copies requirements.txt alone, so
+    this runs the image's guard on a project folder directly)."""
+    tmp_path.chmod(0o755)  # (the container's user reads it)
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements.txt").write_text("-r requirements/base.txt\n")
+    (tmp_path / "requirements" / "base.txt").write_text(
+        "apache-airflow-providers-http  # a provider is fine\n-r more.txt\n")
+    (tmp_path / "requirements" / "more.txt").write_text(
+        f"# pinned by the team\napache-airflow @ file:///wheels/apache_airflow-{OTHER_AIRFLOW}"
+        f"-py3-none-any.whl\napache-airflow==1.10.15 ; python_version < '3'\n")
+    proc = docker_run(images["base"], "runtime-install-requirements", "requirements.txt",
+                      volumes={str(tmp_path): "/project:ro"}, workdir="/project")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    problems = [line.strip() for line in proc.stderr.splitlines()[1:]]
+    assert problems == ["requirements/more.txt:2: apache-airflow @ file:///wheels/"
+                        f"apache_airflow-{OTHER_AIRFLOW}-py3-none-any.whl"], proc.stderr
 
 
 def test_the_base_flavor_has_no_onbuild_triggers(images, tag, tmp_path):

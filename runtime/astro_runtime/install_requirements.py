@@ -1,33 +1,58 @@
 #!/usr/bin/python3.9
 """ONBUILD helper: pip-install a project's requirements.txt under the image's constraints.
 
-A line that names apache-airflow itself is refused: the image's Airflow is part of the Runtime
-and is pinned by its constraints (providers, `apache-airflow-providers-*`, are fine).
+A requirement that names apache-airflow itself is refused: the image's Airflow is part of the
+Runtime and is pinned by its constraints (providers, `apache-airflow-providers-*`, are fine).
+
+The file is read by the image's own pip (the locked version), with pip's own parser: line
+continuations (`apache-\\` then `airflow==2.2.3`), `-r`/`-c` includes of other files,
+options, comments, environment markers, and names taken from wheel file names, `name @ URL`
+and `#egg=` fragments, exactly as the `pip install -r` that follows will read them. A regular
+expression over single lines let a continued line through. (pip-requirements-parser, a copy of
+the same parser, would be one more package in every image for what the image's pip already
+does.)
 """
 
 import os
-import re
 import subprocess
 import sys
 
-AIRFLOW = re.compile(r"^\s*apache[-_.]airflow(?![-_.a-z0-9])", re.IGNORECASE)
+AIRFLOW = "apache-airflow"
 
 
 def refused(path):
+    """`file:line: requirement` for each requirement of ``path`` (and the files it includes)
+    that would install apache-airflow here."""
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.constructors import install_req_from_parsed_requirement
+    from pip._internal.req.req_file import (RequirementsFileParser, get_line_parser,
+                                            handle_requirement_line)
+    from pip._vendor.packaging.utils import canonicalize_name
+
     problems = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            text = line.split("#", 1)[0].strip()
-            if AIRFLOW.match(text):
-                problems.append(f"{path}:{number}: {text}")
+    with PipSession() as session:
+        parser = RequirementsFileParser(session, get_line_parser(None))
+        for line in parser.parse(path, constraint=False):
+            if not line.is_requirement:
+                continue
+            req = install_req_from_parsed_requirement(handle_requirement_line(line))
+            if req.name and canonicalize_name(req.name) == AIRFLOW and req.match_markers():
+                problems.append(f"{line.filename}:{line.lineno}: {line.requirement}")
     return problems
 
 
 def main(path="requirements.txt"):
     try:
-        problems = refused(path)
-    except FileNotFoundError:
+        os.stat(path)
+    except FileNotFoundError:  # (an unreadable file is an error below, not "no file")
         return 0
+    except OSError:
+        pass
+    try:
+        problems = refused(path)
+    except Exception as e:  # noqa: BLE001 - pip's own parse errors, said in one line
+        print(f"runtime: cannot read {path}: {e}", file=sys.stderr)
+        return 1
     if problems:
         print("runtime: requirements.txt must not pin apache-airflow: this image's Airflow is "
               "fixed by the Runtime version (choose another Runtime image to change it).\n  "
