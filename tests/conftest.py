@@ -12,8 +12,17 @@ from tests.containers import FLAVOR_TAGS, LINE, RUNTIME
 from tests.fixtures import REPO, run_invoke
 
 
+def _present(tags) -> set:
+    """The tags the engine has now."""
+    return {tag for tag in tags if subprocess.run(["docker", "image", "inspect", tag],
+                                                   capture_output=True).returncode == 0}
+
+
 @pytest.fixture(scope="session")
 def images():
+    floating = ".".join(RUNTIME.version.split(".")[:2])
+    tags = [f"{image.REPO}:{t}" for t in (*FLAVOR_TAGS.values(), floating, f"{floating}-base")]
+    already = _present(tags)  # someone else's (another test session's): left in place
     proc = run_invoke(REPO, "fetch", "--runtime", LINE)
     assert proc.returncode == 0, proc.stderr
     # (a release's image-tests gate names its own folder, to compare what it tested)
@@ -21,9 +30,8 @@ def images():
     proc = run_invoke(REPO, "image", "--runtime", LINE, "--load", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield {flavor: f"{image.REPO}:{tag}" for flavor, tag in FLAVOR_TAGS.items()}
-    floating = ".".join(RUNTIME.version.split(".")[:2])
-    for tag in (*FLAVOR_TAGS.values(), floating, f"{floating}-base"):
-        subprocess.run(["docker", "rmi", "-f", f"{image.REPO}:{tag}"], capture_output=True)
+    for tag in sorted(set(tags) - already):
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
 
 @pytest.fixture(params=sorted(FLAVOR_TAGS))
