@@ -4,7 +4,9 @@ the Runtime version, the Airflow version and the image tag; the Runtime menu hol
 links; the page keeps its layout and logs no console error. Screenshots are kept as artifacts
 (RUNTIME_TEST_ARTIFACTS, default ~/.cache/runtime/artifacts/ui/<line>)."""
 
+import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -137,3 +139,49 @@ def test_footer_follows_the_deployments_tag(images, browser):
         text = footer_text(browser, ARTIFACTS / "login-deployment-tag.png")
     assert f"image {tag} (0123456789ab)" in text, text
     assert f"Astronomer Runtime {RUNTIME.version}" in text
+
+
+# a deployment's links: a name that is markup (and has a %), and one unsafe href
+INJECTED = '<img src=x onerror="window.runtimeInjected=1;document.title=\'injected\'"> 100% docs'
+UNSAFE = {"name": "Unsafe", "href": "javascript:window.runtimeInjected=2"}
+REFUSED = ('runtime: RUNTIME_UI_LINKS entry 3 {"name": "Unsafe", "href": '
+           '"javascript:window.runtimeInjected=2"}: href must be http:, https: or relative')
+
+
+def test_runtime_ui_links_cannot_inject_script(images, browser):
+    from selenium.webdriver.common.by import By
+
+    value = json.dumps([{"name": INJECTED, "href": "https://example.com/docs"},
+                        {"name": "Home", "href": "/home"}, UNSAFE])
+    # started through the entrypoint: the webserver is refused at once, with one clear line
+    name = f"runtime-acceptance-ui-refused-{os.getpid()}"
+    try:
+        proc = subprocess.run(["docker", "run", "--rm", "--name", name, "--network", "none",
+                               "-e", f"RUNTIME_UI_LINKS={value}", images["base"], "webserver"],
+                              capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        proc = None
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert proc is not None, "the webserver started with an unsafe RUNTIME_UI_LINKS"
+    assert proc.returncode == 1 and REFUSED in proc.stderr.splitlines(), proc.stderr[-2000:]
+    # started another way (bash -c ... airflow webserver): the unsafe entry is left out of the
+    # menu and the name is text
+    port, handle = start_webserver(images["base"], "runtime-acceptance-ui-links",
+                                   env={"RUNTIME_UI_LINKS": value})
+    with handle as web:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_json(f"{base}/health"), 240, "the webserver answering")
+        log_in(browser, base)
+        browser.get(f"{base}/home")
+        time.sleep(1)
+        menu = {a.get_attribute("textContent").strip(): a.get_attribute("href")
+                for a in browser.find_elements(By.CSS_SELECTOR, "ul.dropdown-menu a")}
+        source = browser.page_source
+        injected = browser.execute_script("return window.runtimeInjected || null")
+        title = browser.title
+        assert "runtime_ui: " + REFUSED[len("runtime: "):] in logs(web), logs(web)[-3000:]
+    assert menu.get(INJECTED) == "https://example.com/docs", sorted(menu)
+    assert menu.get("Home") == f"{base}/home", sorted(menu)
+    assert "Unsafe" not in menu and "javascript:window" not in source
+    assert "<img src=x onerror" not in source and injected is None and title != "injected"

@@ -1,6 +1,12 @@
 """The UI plugin's footer and links, offline (the plugin itself is checked in a browser)."""
 
+import html
+import json
+import os
+import subprocess
 import sys
+
+import pytest
 
 from tests.fixtures import REPO
 
@@ -32,3 +38,51 @@ def test_links_in_one_place_and_overridable():
     custom = links.links({"RUNTIME_UI_LINKS": '[{"name": "Wiki", "href": "https://w"}]'})
     assert custom == [{"name": "Wiki", "href": "https://w"}]
     assert links.links({"RUNTIME_UI_LINKS": "not json"}) == links.LINKS
+
+
+@pytest.mark.parametrize("href", ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:x",
+                                  "java\tscript:x", "data:text/html,<b>", "vbscript:x",
+                                  "file:///etc/passwd", "https://a\nb", ""])
+def test_unsafe_hrefs_are_refused_with_a_clear_message(href):
+    raw = json.dumps([{"name": "Wiki", "href": "https://w"}, {"name": "Bad", "href": href}])
+    with pytest.raises(links.LinksError) as refused:
+        links.links({"RUNTIME_UI_LINKS": raw})
+    message = str(refused.value)
+    assert message.startswith("RUNTIME_UI_LINKS entry 2 ") and "\n" not in message
+    assert json.dumps(href)[1:-1] in message and "http:, https: or relative" in message
+    # the plugin keeps the safe ones only
+    assert links.safe_links({"RUNTIME_UI_LINKS": raw}) == [{"name": "Wiki", "href": "https://w"}]
+
+
+def test_safe_hrefs_pass():
+    raw = json.dumps([{"name": n, "href": h} for n, h in (
+        ("a", "https://x.example/p?q=1#f"), ("b", "http://x"), ("c", "/home"), ("d", "docs/x"),
+        ("e", "HTTPS://X"), ("f", "?q=1"), ("g", "#top"))])
+    assert [link["href"] for link in links.safe_links({"RUNTIME_UI_LINKS": raw})] == \
+        ["https://x.example/p?q=1#f", "http://x", "/home", "docs/x", "HTTPS://X", "?q=1", "#top"]
+    assert links.links({"RUNTIME_UI_LINKS": raw}) == links.safe_links({"RUNTIME_UI_LINKS": raw})
+
+
+def test_check_at_start_exits_1_naming_the_variable_and_the_entry():
+    bad = json.dumps([{"name": "Bad", "href": "javascript:alert(1)"}])
+    env = {**os.environ, "RUNTIME_UI_LINKS": bad, "PYTHONPATH": str(REPO / "ui")}
+    proc = subprocess.run([sys.executable, "-m", "runtime_ui.links"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        'runtime: RUNTIME_UI_LINKS entry 1 {"name": "Bad", "href": "javascript:alert(1)"}: '
+        'href must be http:, https: or relative']
+    env["RUNTIME_UI_LINKS"] = json.dumps([{"name": "Wiki", "href": "https://w"}])
+    proc = subprocess.run([sys.executable, "-m", "runtime_ui.links"], env=env,
+                          capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_menu_labels_are_escaped_for_flask_appbuilders_template():
+    """FAB renders ``{{ _(item.label) }}``: Flask-Babel's new-style gettext marks the result
+    safe (Markup) and then formats it with ``%``, so the label must be HTML-escaped, with %
+    doubled, by us."""
+    label = links.menu_label('<img src=x onerror="alert(1)"> 100% & more')
+    assert label == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; 100%% &amp; more"
+    from markupsafe import Markup
+    assert str(Markup(label) % {}) == html.escape('<img src=x onerror="alert(1)"> 100% & more')

@@ -35,6 +35,8 @@ fi
 [ "$1" = airflow ] || exec "$@"
 case "${2:-}" in
   scheduler|webserver|triggerer|dag-processor|celery)
+    # the ui module's check: an unsafe RUNTIME_UI_LINKS entry stops the webserver here
+    [ "$2" != webserver ] || (cd / && python3.9 -m runtime_ui.links) || exit 1
     (cd / && python3.9 -m astro_runtime.wait "$@")
     case "${RUNTIME_MIGRATE_DB:-false}" in
       true|True|TRUE|1|yes) echo "runtime: airflow db upgrade" >&2; airflow db upgrade ;;

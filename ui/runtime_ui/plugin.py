@@ -1,6 +1,7 @@
 """The Airflow plugin (entry point `airflow.plugins`): a blueprint whose after-request hook adds
 the footer to every HTML page the webserver renders (login and error pages included; Airflow
-gzips some views, such as the tree view, itself), and the "Runtime" menu."""
+gzips some views, such as the tree view, itself), and the "Runtime" menu (safe hrefs only, names
+escaped: see links.py)."""
 
 import gzip
 
@@ -35,5 +36,7 @@ def add_footer(response):
 class RuntimeUIPlugin(AirflowPlugin):
     name = "runtime_ui"
     flask_blueprints = [blueprint]
-    appbuilder_menu_items = [{"name": link["name"], "href": link["href"],
-                              "category": links.MENU} for link in links.links()]
+    # name: the menu item's permission (Flask-AppBuilder's menu_access); label: what is shown
+    appbuilder_menu_items = [{"name": link["name"], "label": links.menu_label(link["name"]),
+                              "href": link["href"], "category": links.MENU}
+                             for link in links.safe_links()]
