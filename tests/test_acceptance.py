@@ -23,14 +23,18 @@ EXTRA_MODULES = {
     "databricks": ["airflow.providers.databricks.hooks.databricks"],
     "elasticsearch": ["elasticsearch"],
     "google": ["google.cloud.storage", "google.cloud.bigquery", "googleapiclient"],
+    "password": ["bcrypt", "flask_bcrypt"],
     "postgres": ["psycopg2"],
     "redis": ["redis"],
     "snowflake": ["snowflake.connector"],
     "statsd": ["statsd"],
     "virtualenv": ["virtualenv"],
 }
+# Extras that install no provider package.
+EXTRAS_WITHOUT_PROVIDER = {"password", "statsd", "virtualenv"}
 PACKAGE_MODULES = {"openlineage-airflow": ["openlineage.airflow"],
-                   "astronomer-providers": ["astronomer.providers"]}
+                   "astronomer-providers": ["astronomer.providers"],
+                   "pytest": ["pytest"]}
 
 
 def test_no_arguments_prints_airflow_help(img):
@@ -98,7 +102,7 @@ def test_providers_are_the_declared_ones(img):
     names = {p["package_name"] for p in listed}
     pset = PROJECT.provider_sets[RUNTIME.providers]
     declared = {f"apache-airflow-providers-{e.replace('.', '-')}" for e in pset.airflow_extras
-                if e not in ("statsd", "virtualenv")}
+                if e not in EXTRAS_WITHOUT_PROVIDER}
     # astronomer-providers does not register as an Airflow provider: its import is checked below
     assert declared <= names, declared - names
     assert names - declared <= AIRFLOW_DEFAULT_PROVIDERS, names - declared

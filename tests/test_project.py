@@ -26,12 +26,13 @@ def test_real_project_declares_the_five_lines():
 
 def test_provider_sets_follow_the_lines():
     proj = project.load(REPO)
-    extras = {"amazon", "celery", "cncf.kubernetes", "elasticsearch", "google", "postgres",
-              "redis", "statsd", "virtualenv"}
+    extras = {"amazon", "celery", "cncf.kubernetes", "elasticsearch", "google", "password",
+              "postgres", "redis", "statsd", "virtualenv"}
     for name, line in proj.lines.items():
         pset = proj.provider_sets[line.providers]
         assert set(pset.airflow_extras) - {"databricks", "snowflake"} == extras
         assert "openlineage-airflow" in pset.packages
+        assert "pytest" in pset.packages  # the Astro CLI's `astro dev pytest`
         assert ("astronomer-providers" in pset.packages) == (line.airflow != "2.1.1"), name
 
 
