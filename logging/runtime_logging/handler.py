@@ -2,8 +2,11 @@
 
 Writing is Airflow's own FileTaskHandler (same file, same format). In the supervising task
 process (not the raw one) a shipper sends new complete lines every RUNTIME_LOG_SHIP_INTERVAL
-seconds (default 5) and the whole log when the try ends; every other process with this handler
-(scheduler, workers, webserver) also ships leftovers of dead shippers found in the spool.
+seconds (default 5) and the whole log when the try ends, waiting for the store at most
+RUNTIME_LOG_FINISH_TIMEOUT seconds (default 4: a store call is one request, and a hung store
+delays the try's exit by about this much; what the store has not taken by then waits in the
+spool); every other process with this handler (scheduler, workers, webserver) also ships
+leftovers of dead shippers found in the spool, and logs whose try started on a full disk.
 Reading (the webserver): the store's whole log, else the local file, else what the store has of
 a running try, else Airflow's own way (the worker's log server). RuntimeJsonTaskHandler (picked
 when RUNTIME_LOG_STDOUT_JSON=true) also prints each record to stdout as one JSON line
@@ -17,7 +20,7 @@ import sys
 
 from airflow.utils.log.file_task_handler import FileTaskHandler
 
-from runtime_logging.spool import Entry, Recovery, Shipper
+from runtime_logging.spool import Entry, Recovery, Shipper, report
 from runtime_logging.store import S3Store, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -28,14 +31,15 @@ class RuntimeTaskHandler(FileTaskHandler):
         super().__init__(base_log_folder, filename_template)
         self.spool_folder = spool_folder or os.path.join(base_log_folder, ".runtime-spool")
         self.interval = float(os.environ.get("RUNTIME_LOG_SHIP_INTERVAL", "5"))
-        self.finish_timeout = float(os.environ.get("RUNTIME_LOG_FINISH_TIMEOUT", "15"))
+        self.finish_timeout = float(os.environ.get("RUNTIME_LOG_FINISH_TIMEOUT", "4"))
         config = StoreConfig.from_env()
         self.store = S3Store(config) if config else None
         self._shipper = None
         self._labels = None
         if self.store is not None:
             Recovery(self.spool_folder, self.store,
-                     float(os.environ.get("RUNTIME_LOG_RECOVERY_INTERVAL", "10"))).start()
+                     float(os.environ.get("RUNTIME_LOG_RECOVERY_INTERVAL", "10")),
+                     logs=self.local_base).start()
 
     def set_context(self, ti):
         super().set_context(ti)
@@ -50,7 +54,7 @@ class RuntimeTaskHandler(FileTaskHandler):
                 self._shipper = Shipper(entry, self.store, self.interval,
                                         self.finish_timeout).start()
             except Exception as e:  # noqa: BLE001 - never stop a task for its log shipping
-                log.warning("task log shipping is off for %s: %s", rel, e)
+                report(f"task log shipping is off for {rel}: {e}")
 
     def close(self):
         super().close()

@@ -41,7 +41,12 @@ class StoreConfig:
 
 class S3Store:
     """The client is made on first use: a process that never ships nor reads (the task's own
-    process) never imports boto3 for it."""
+    process) never imports boto3 for it.
+
+    One request per call (``total_max_attempts``: botocore's legacy mode read the former
+    ``{"max_attempts": 1}`` as one retry, so a hung store cost two timeouts per call, and a
+    try's exit about 20 s): the spool retries by itself, with backoff.
+    """
 
     def __init__(self, config: StoreConfig, timeout: float = 5.0):
         self.config, self.timeout = config, timeout
@@ -62,7 +67,8 @@ class S3Store:
                 self._client = session.client(
                     "s3", endpoint_url=c.endpoint_url,
                     config=Config(connect_timeout=self.timeout, read_timeout=self.timeout,
-                                  retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+                                  retries={"total_max_attempts": 1},
+                                  s3={"addressing_style": "path"}))
             return self._client
 
     def key(self, rel: str) -> str:
