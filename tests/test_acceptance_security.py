@@ -1,8 +1,10 @@
 """The security manager against a real webserver process, over HTTP: platform-issued tokens
 (minted in the image by tests/in_image/mint_tokens.py with its own PyJWT), a role matrix in the
 UI and the REST API, an attack matrix, key rotation, role changes that end sessions, and custom
-roles that survive the token's sync. sqlite, a scheduler to register the DAG, one webserver on
-127.0.0.1. The flavors share every layer, so the base flavor stands for both."""
+roles that survive the token's sync, token ordering (replays of older tokens, across gunicorn
+workers and a restart), claim and header checks, identity normalisation and the sign-in's
+same-site rule. sqlite, a scheduler to register the DAG, one webserver (two gunicorn workers)
+on 127.0.0.1. The flavors share every layer, so the base flavor stands for both."""
 
 import json
 import os
@@ -49,7 +51,7 @@ def auth_dir(images):
 def server(images, auth_dir):
     directory, tokens = auth_dir
     port = services.free_port()
-    env = {**QUIET_AIRFLOW, **AUTH_ENV}
+    env = {**QUIET_AIRFLOW, **AUTH_ENV, "AIRFLOW__WEBSERVER__WORKERS": "2"}
     name = f"runtime-security-{port}"
     with container(images["base"], "bash", "-c", START.format(port), name=name, network="host",
                    env=env,
@@ -76,9 +78,11 @@ def bearer(token):
 
 
 def browser_session(base, token) -> requests.Session:
-    """A browser's session made from the platform's token."""
+    """A browser's session made from the platform's token (the platform's page posts it, so
+    the browser sends this site's Origin)."""
     s = requests.Session()
-    r = s.post(f"{base}/runtime/login", data={"token": token}, allow_redirects=False, timeout=30)
+    r = s.post(f"{base}/runtime/login", data={"token": token}, headers={"Origin": base},
+               allow_redirects=False, timeout=30)
     assert r.status_code == 302 and r.headers["Location"].endswith("/home"), r.text
     return s
 
@@ -237,7 +241,11 @@ def write_matrix(got):
 ATTACKS = ("garbage", "alg-none", "hs256-public-key-as-secret", "wrong-key", "expired",
            "nbf-in-future", "wrong-aud", "wrong-iss", "roles-not-a-list", "unknown-role",
            "empty-roles", "payload-altered", "deleted-user", "oversized", "no-exp", "no-sub",
-           "es256-with-rsa-kid", "rs256-with-ec-kid", "unknown-kid")
+           "es256-with-rsa-kid", "rs256-with-ec-kid", "unknown-kid",
+           # (issue 19) crit, claim types and lifetime, deep nesting, identities
+           "crit", "exp-string", "exp-huge", "iat-string", "nbf-string", "iat-in-future",
+           "no-iat", "lifetime-too-long", "deep-header", "sub-with-spaces", "sub-with-control",
+           "sub-not-nfkc", "name-with-control", "email-with-newline", "name-too-long")
 
 
 @pytest.mark.parametrize("attack", ("no token", "basic auth") + ATTACKS)
@@ -254,15 +262,19 @@ def test_attack_is_refused_with_no_session(server, attack):
     # The cookies it handed out, if any, authenticate nothing.
     after = requests.get(f"{base}/api/v1/dags", cookies=api.cookies, timeout=30)
     assert after.status_code == 401
-    if attack in ATTACKS:  # the same token at the browser's sign-in
+    if attack in ATTACKS:  # the same token at the browser's sign-in, from this site
+        assert api.status_code == 401, (api.status_code, api.text[:200])
+        assert "Traceback" not in api.text
         s = requests.Session()
         login = s.post(f"{base}/runtime/login", data={"token": tokens["bad"][attack]},
-                       allow_redirects=False, timeout=30)
-        assert login.status_code in (401, 403), (login.status_code, login.text[:200])
+                       headers={"Origin": base}, allow_redirects=False, timeout=30)
+        assert login.status_code == 401, (login.status_code, login.text[:200])
         home = s.get(f"{base}/home", allow_redirects=False, timeout=30)
         assert home.status_code == 302 and "/login" in home.headers["Location"]
     if attack == "deleted-user":
         assert user_roles(name, "deleted-user") == []
+    if attack.startswith("sub-"):  # no look-alike of a user was made
+        assert not [u for u in users(name) if u["username"] not in ROLES_AND_PEOPLE]
 
 
 def test_password_form_is_off(server):
@@ -403,3 +415,215 @@ def test_airflow_version_is_the_lines(server):
     r = requests.get(f"{base}/api/v1/version", headers=bearer(tokens["good"]["Viewer"]),
                      timeout=30)
     assert r.status_code == 200 and r.json()["version"] == AIRFLOW
+
+
+# every user the tests make from valid tokens (lower-case role names for the role matrix)
+ROLES_AND_PEOPLE = {r.lower() for r in ROLES} | {
+    "carol", "dave", "erin", "frank", "gina", "zoe", "yan", "rex", "sam", "tia"}
+
+
+CLAIM_CHECKS = {  # bad token: the verifier's reason, exactly
+    "crit": "header parameter crit: no critical extension is understood here",
+    "deep-header": "malformed token",
+    "exp-string": "claim exp must be a NumericDate (a number of seconds)",
+    "iat-string": "claim iat must be a NumericDate (a number of seconds)",
+    "nbf-string": "claim nbf must be a NumericDate (a number of seconds)",
+    "exp-huge": "token lifetime (exp - iat) must be more than 0 and at most 86400 s",
+    "lifetime-too-long": "token lifetime (exp - iat) must be more than 0 and at most 86400 s",
+    "iat-in-future": "claim iat is in the future",
+    "no-iat": "claim iat is required",
+    "sub-with-spaces": "claim sub must be 1-64 characters in NFKC form, without white space "
+                       "or control characters",
+    "sub-with-control": "claim sub must be 1-64 characters in NFKC form, without white space "
+                        "or control characters",
+    "sub-not-nfkc": "claim sub must be 1-64 characters in NFKC form, without white space "
+                    "or control characters",
+    "name-with-control": "claim name contains control characters",
+    "email-with-newline": "claim email contains control characters",
+    "name-too-long": "claim name: first name and rest must be at most 64 characters each",
+}
+
+
+def run_verifier(images, directory, sample, **env) -> dict:
+    """Verifier().verify of each token, in the image (roles, or the reason it refused)."""
+    env = {"RUNTIME_AUTH_PUBLIC_KEY_FILE": "/auth/rsa-1.pub.pem", "RUNTIME_AUTH_AUDIENCE":
+           AUDIENCE, "RUNTIME_AUTH_ISSUER": ISSUER, **env}
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "-i", "--network", "none", "-v", f"{directory}:/auth:ro",
+         *(f"-e{k}={v}" for k, v in env.items()), "--entrypoint", "python3.9", images["base"],
+         "-c", VERIFY], input=json.dumps(sample), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_claim_types_crit_and_identities_are_checked(images, auth_dir):
+    """The verifier alone: each malformed token refused for its own reason (not merely by a
+    later check), a good token still accepted, and RUNTIME_AUTH_MAX_LIFETIME honoured."""
+    directory, tokens = auth_dir
+    sample = {name: tokens["bad"][name] for name in CLAIM_CHECKS}
+    sample["viewer"] = tokens["good"]["Viewer"]
+    result = run_verifier(images, directory, sample)
+    assert result.pop("viewer") == ["Viewer"]
+    assert result == CLAIM_CHECKS
+    # the good tokens live an hour: a cap of ten minutes refuses them
+    capped = run_verifier(images, directory, {"viewer": tokens["good"]["Viewer"]},
+                          RUNTIME_AUTH_MAX_LIFETIME="600")
+    assert capped == {"viewer": "token lifetime (exp - iat) must be more than 0 and at most "
+                                "600 s"}
+
+
+def api_status(base, token) -> int:
+    return requests.get(f"{base}/api/v1/dags", headers=bearer(token), timeout=30).status_code
+
+
+def login_status(base, token) -> int:
+    return requests.post(f"{base}/runtime/login", data={"token": token},
+                         headers={"Origin": base}, allow_redirects=False,
+                         timeout=30).status_code
+
+
+# Several requests each: the webserver runs two gunicorn workers, each must know the order.
+TRIES = 6
+
+
+def test_an_older_token_cannot_give_roles_back(server):
+    """Demoted (rex), promoted (sam), and two tokens of one iat with other roles (tia)."""
+    base, tokens, name = server
+    order = tokens["order"]
+    assert api_status(base, order["rex-admin-old"]) == 200
+    admin_session = browser_session(base, order["rex-admin-old"])
+    assert admin_session.get(f"{base}/connection/list/", allow_redirects=False,
+                             timeout=30).status_code == 200
+    assert api_status(base, order["rex-viewer-new"]) == 200
+    assert user_roles(name, "rex") == ["Viewer"]
+    # the session made from the older token ended with the roles it had
+    assert admin_session.get(f"{base}/connection/list/", allow_redirects=False,
+                             timeout=30).status_code == 401
+    for _ in range(TRIES):  # the replayed Admin token authenticates nothing, changes nothing
+        assert api_status(base, order["rex-admin-old"]) == 401
+        assert login_status(base, order["rex-admin-old"]) == 401
+    assert user_roles(name, "rex") == ["Viewer"]
+    assert api_status(base, order["rex-viewer-new"]) == 200  # (the newest still works)
+
+    assert api_status(base, order["sam-viewer-old"]) == 200
+    assert api_status(base, order["sam-admin-new"]) == 200
+    for _ in range(TRIES):
+        assert api_status(base, order["sam-viewer-old"]) == 401
+        assert login_status(base, order["sam-viewer-old"]) == 401
+    assert user_roles(name, "sam") == ["Admin"]
+
+    assert api_status(base, order["tia-admin"]) == 200
+    assert user_roles(name, "tia") == ["Admin"]
+    assert api_status(base, order["tia-viewer"]) == 401
+    assert user_roles(name, "tia") == []  # no built-in role until a newer token
+    for token in (order["tia-admin"], order["tia-viewer"]):
+        assert api_status(base, token) == 401
+        assert login_status(base, token) == 401
+
+
+def test_a_malformed_token_gives_401_and_no_stack_trace(server):
+    """A header nested 1,400 levels deep raised RecursionError: HTTP 500 with a traceback."""
+    base, tokens, name = server
+    deep = tokens["bad"]["deep-header"]
+    assert len(deep) < 4096
+    for response in (requests.get(f"{base}/api/v1/dags", headers=bearer(deep), timeout=30),
+                     requests.get(f"{base}/home", headers=bearer(deep), timeout=30),
+                     requests.post(f"{base}/runtime/login", data={"token": deep},
+                                   headers={"Origin": base}, timeout=30)):
+        assert response.status_code == 401, (response.status_code, response.text[:300])
+        assert "Traceback" not in response.text and "RecursionError" not in response.text
+    # and a production image does not show stack traces on the pages of other errors
+    proc = subprocess.run(["docker", "exec", name, "airflow", "config", "get-value",
+                           "webserver", "expose_stacktrace"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_spaced_names_are_normalised_and_the_users_api_works(server):
+    base, tokens, name = server
+    for token in ("zoe-spaced", "yan-blank-name"):
+        assert api_status(base, tokens["good"][token]) == 200
+    assert api_status(base, tokens["bad"]["sub-with-spaces"]) == 401
+    listed = requests.get(f"{base}/api/v1/users", headers=bearer(tokens["good"]["Admin"]),
+                          params={"limit": 100}, timeout=30)
+    assert listed.status_code == 200, listed.text[:300]
+    by_name = {u["username"]: u for u in listed.json()["users"]}
+    assert (by_name["zoe"]["first_name"], by_name["zoe"]["last_name"],
+            by_name["zoe"]["email"]) == ("Zoe", "Quinn", "zoe@example.com")
+    assert by_name["yan"]["first_name"] == "yan"
+    assert not [u for u in by_name if u.strip() != u or u not in ROLES_AND_PEOPLE]
+
+
+def test_sign_in_needs_this_sites_origin_or_referer(server):
+    base, tokens, _ = server
+    token = tokens["good"]["Viewer"]
+    refused = ({}, {"Origin": "null"}, {"Referer": "https://evil.example.com/page"},
+               {"Origin": "https://evil.example.com", "Referer": f"{base}/"},
+               {"Origin": base.replace("127.0.0.1", "localhost")})
+    for headers in refused:
+        r = requests.post(f"{base}/runtime/login", data={"token": token}, headers=headers,
+                          allow_redirects=False, timeout=30)
+        assert r.status_code == 403, (headers, r.status_code)
+        assert requests.get(f"{base}/home", cookies=r.cookies, allow_redirects=False,
+                            timeout=30).status_code == 302
+    # the header form of the sign-in too
+    r = requests.post(f"{base}/runtime/login", headers=bearer(token), allow_redirects=False,
+                      timeout=30)
+    assert r.status_code == 403
+    for headers in ({"Origin": base}, {"Referer": f"{base}/some/page?x=1"}):
+        s = requests.Session()
+        r = s.post(f"{base}/runtime/login", data={"token": token}, headers=headers,
+                   allow_redirects=False, timeout=30)
+        assert r.status_code == 302, (headers, r.status_code, r.text[:200])
+        assert s.get(f"{base}/home", allow_redirects=False, timeout=30).status_code == 200
+
+
+def test_a_token_in_the_url_is_dropped(server):
+    base, tokens, name = server
+    token = tokens["good"]["Viewer"]
+    r = requests.get(f"{base}/home", params={"token": token, "x": "1"}, timeout=30)
+    hops = [h.headers.get("Location", "") for h in r.history] + [r.url]
+    assert len(hops) > 1 and all(token not in hop for hop in hops), hops
+    assert "x=1" in hops[0]  # (the rest of the query stays)
+    assert r.status_code in (401, 403)  # nobody was signed in by it
+    login = requests.post(f"{base}/runtime/login", params={"token": token},
+                          headers={"Origin": base}, allow_redirects=False, timeout=30)
+    assert login.status_code == 400
+    # after a sign-in, the page it goes to next carries no token either (another user's
+    # token here, so that the log check below is about the GET alone)
+    other = tokens["good"]["User"]
+    r = requests.post(f"{base}/runtime/login", params={"next": f"/home?token={other}&y=2"},
+                      data={"token": other}, headers={"Origin": base}, allow_redirects=False,
+                      timeout=30)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/home?y=2"), \
+        r.headers.get("Location")
+    time.sleep(1)
+    logged = container_logs(name)
+    # gunicorn's access log has the two requests, with the token hidden, and no other line
+    # (a login URL's next=, say) repeats it
+    assert "GET /home?token=hidden&x=1 " in logged and \
+        "POST /runtime/login?token=hidden " in logged, logged[-2000:]
+    assert token not in logged
+
+
+def container_logs(name) -> str:
+    proc = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+    return proc.stdout + proc.stderr
+
+
+def test_token_order_survives_a_restart(server):
+    """(Last: it restarts the server.) The order is in the metadata database."""
+    base, tokens, name = server
+    order = tokens["order"]
+    admin = bearer(tokens["good"]["Admin"])
+    subprocess.run(["docker", "restart", "-t", "5", name], capture_output=True, check=True)
+    wait_until(lambda: _status(f"{base}/api/v1/dags/{DAG_ID}", headers=admin) == 200, 300,
+               "the restarted webserver")
+    for _ in range(TRIES):
+        assert api_status(base, order["rex-admin-old"]) == 401
+        assert login_status(base, order["rex-admin-old"]) == 401
+        assert api_status(base, order["sam-viewer-old"]) == 401
+    assert api_status(base, order["rex-viewer-new"]) == 200
+    assert api_status(base, order["sam-admin-new"]) == 200
+    assert user_roles(name, "rex") == ["Viewer"] and user_roles(name, "sam") == ["Admin"]
+

@@ -6,6 +6,12 @@ or updated from the claims, its built-in roles (Admin, Op, User, Viewer) are set
 session is made by POSTing a token to ``/runtime/login`` (form field ``token``, or the header);
 the session remembers the roles, subject and expiry of its token and ends as soon as the token
 expires, the platform deletes the user, or the user's roles change.
+Tokens of a subject are ordered by their iat (see ``watermark``): a token older than the newest
+one already used for that subject is refused, so a replayed old token cannot give back roles.
+A sign-in must come from this site: its Origin (or, without one, its Referer) must name this
+host. A ``token`` in a URL's query is never used: it is dropped (a redirect to the same URL
+without it, or 400 for other methods than GET) before anything can copy it into a login
+redirect, and hidden in the access log's line of that request.
 Nobody, not even Admin, can create, edit or delete users or roles through the UI or the REST
 API. The password form is off unless RUNTIME_AUTH_PASSWORD_LOGIN=true.
 """
@@ -17,12 +23,13 @@ import os
 import re
 import secrets
 import time
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 from flask import Response, g, redirect, request, session
 from flask_login import current_user, login_user, logout_user
 
 from airflow.www.security import AirflowSecurityManager
+from runtime_security import watermark
 from runtime_security.tokens import BUILTIN_ROLES, InvalidToken, Verifier
 
 log = logging.getLogger(__name__)
@@ -46,9 +53,38 @@ def _builtin_names(user) -> list:
     return sorted(r.name for r in user.roles if r.name in BUILTIN_ROLES)
 
 
+def _without_token(path: str, query: str) -> str:
+    """path?query without its ``token`` parameters."""
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"]
+    return path + ("?" + urlencode(kept) if kept else "")
+
+
+def _hide_token_from_access_log(environ):
+    """gunicorn writes the access log's request line from this request's environ once the
+    response is sent: the token's value is replaced there."""
+    query = environ.get("QUERY_STRING", "")
+    hidden = urlencode([(k, "hidden" if k == "token" else v)
+                        for k, v in parse_qsl(query, keep_blank_values=True)])
+    environ["QUERY_STRING"] = hidden
+    if environ.get("RAW_URI"):
+        environ["RAW_URI"] = environ["RAW_URI"].partition("?")[0] + "?" + hidden
+
+
+def _same_site(url) -> bool:
+    parsed = urlparse(url or "")
+    return parsed.scheme in ("http", "https") and parsed.netloc == request.host
+
+
+def _from_this_site() -> bool:
+    """Origin, when the browser sent one ("null" included), else Referer, names this host."""
+    origin = request.headers.get("Origin")
+    return _same_site(origin) if origin is not None else \
+        _same_site(request.headers.get("Referer"))
+
+
 def _refuse(status: int, reason: str) -> Response:
-    body = {"title": "Unauthorized" if status == 401 else "Forbidden", "status": status,
-            "detail": reason}
+    titles = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed"}
+    body = {"title": titles.get(status, "Forbidden"), "status": status, "detail": reason}
     resp = Response(json.dumps(body), status, mimetype="application/problem+json")
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="runtime"'
@@ -65,6 +101,12 @@ class RuntimeSecurityManager(AirflowSecurityManager):
     # FAB registers this with app.before_request (it sets g.user in the base class).
     def before_request(self):
         path = request.path
+        if "token" in request.args:  # (never read from a URL: keep it out of redirects and logs)
+            target = _without_token(path, request.query_string.decode("latin-1"))
+            _hide_token_from_access_log(request.environ)
+            if request.method not in _READ_METHODS:
+                return _refuse(400, "a token is not accepted in the URL")
+            return redirect(target)
         if _UI_MANAGEMENT.search(path) or (
                 _API_MANAGEMENT.search(path) and request.method not in _READ_METHODS):
             return _refuse(403, "users and roles are managed by the platform")
@@ -107,9 +149,9 @@ class RuntimeSecurityManager(AirflowSecurityManager):
     def _session_login(self):
         if request.method != "POST":
             return _refuse(405, f"POST a token to {LOGIN_PATH}")
-        origin = request.headers.get("Origin")
-        if origin and urlparse(origin).netloc != request.host:
-            return _refuse(403, "sign-in from another site is refused")
+        if not _from_this_site():
+            return _refuse(403, "sign-in from another site is refused (Origin or Referer "
+                                "must name this site)")
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else \
             request.form.get("token", "")
@@ -128,8 +170,8 @@ class RuntimeSecurityManager(AirflowSecurityManager):
         parsed = urlparse(target)
         if parsed.scheme or parsed.netloc or not target.startswith("/") or "\\" in target \
                 or target.startswith("//"):
-            target = "/home"
-        return redirect(target)
+            return redirect("/home")
+        return redirect(_without_token(parsed.path, parsed.query))
 
     @staticmethod
     def _use_for_this_request(user):
@@ -144,13 +186,45 @@ class RuntimeSecurityManager(AirflowSecurityManager):
         wanted = [self.find_role(name) for name in identity.roles]
         if not all(wanted):
             raise InvalidToken("a role of the token does not exist here")
-        first, _, last = (identity.name or identity.subject).partition(" ")
-        first, last = first[:64], last[:64]
+        session = self.get_session
+        try:
+            user = self._sync_user(identity, wanted)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        return user
+
+    def _check_order(self, identity):
+        """Refuse a token older than the newest one used for its subject (uncommitted: the
+        watermark is committed with the roles it allows)."""
+        order = watermark.admit(self.get_session, identity.subject, identity.issued_at,
+                                _fingerprint(identity.roles))
+        if order == watermark.OLDER:
+            raise InvalidToken("a newer token of this user was already used: sign in again "
+                               "through the platform")
+        if order == watermark.CONFLICT:
+            # Two tokens of the same iat disagree: neither is used, and the user keeps no
+            # built-in role (ending its sessions) until the platform issues a newer token.
+            user = self.find_user(username=identity.subject)
+            if user is not None and _builtin_names(user):
+                user.roles = [r for r in user.roles if r.name not in BUILTIN_ROLES]
+                self.get_session.merge(user)
+            self.get_session.commit()
+            log.warning("two tokens of %s issued at %s carry different roles: both refused",
+                        identity.subject, identity.issued_at)
+            raise InvalidToken("another token of this user, issued at the same time, carries "
+                               "other roles: sign in again through the platform")
+
+    def _sync_user(self, identity, wanted):
+        """The token's user, created or updated from its claims, once its order is checked."""
+        self._check_order(identity)
+        first, last = identity.first_and_last_name
         user = self.find_user(username=identity.subject)
         if user is not None and user.username != identity.subject:
             raise PermissionError("another user has this name in a different case")
         if user is None:
-            email = identity.email or f"{identity.subject}@users.runtime.invalid"
+            email = identity.email or _placeholder_email(identity.subject)
             user = self.add_user(identity.subject, first, last or "-", email, wanted,
                                  password=secrets.token_urlsafe(32))
             if not user:
@@ -174,3 +248,11 @@ class RuntimeSecurityManager(AirflowSecurityManager):
             if roles_changed:
                 log.info("roles of %s are now %s", identity.subject, identity.roles)
         return user
+
+
+def _placeholder_email(subject: str) -> str:
+    """A unique address for a user whose token has none (the column holds 64 characters)."""
+    email = f"{subject}@users.runtime.invalid"
+    if len(email) > 64:
+        email = hashlib.sha256(subject.encode()).hexdigest()[:40] + "@users.runtime.invalid"
+    return email

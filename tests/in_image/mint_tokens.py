@@ -3,8 +3,10 @@ issuer for the security tests. Usage: mint_tokens.py OUT_DIR AUDIENCE ISSUER [sk
 
 Writes OUT_DIR/jwks.json (an RSA and an EC key), OUT_DIR/jwks-rotated.json (a new RSA key
 only), OUT_DIR/rsa-1.pub.pem, OUT_DIR/revoked.txt, OUT_DIR/signing/rsa-1.pem, and prints JSON:
-{"good": {name: token}, "bad": {name: token}}. With ``skewed``: only a token that expired ten
-seconds ago, signed with the saved rsa-1 key (for the clock-leeway check, minted when used).
+{"good": {name: token}, "bad": {name: token}, "order": {name: token}} ("order": valid tokens of
+the same subjects issued at different times, for the replay checks). With ``skewed``: only a
+token that expired ten seconds ago, signed with the saved rsa-1 key (for the clock-leeway check,
+minted when used).
 """
 
 import base64
@@ -47,7 +49,8 @@ def main():
         with open(os.path.join(out, "signing", "rsa-1.pem"), "rb") as f:
             key = serialization.load_pem_private_key(f.read(), None, default_backend())
         now = int(time.time())
-        body = {"sub": "gina", "roles": ["Viewer"], "aud": aud, "iss": iss, "exp": now - 10}
+        body = {"sub": "gina", "roles": ["Viewer"], "aud": aud, "iss": iss, "iat": now - 70,
+                "exp": now - 10}
         token = jwt.encode(body, key, algorithm="RS256", headers={"kid": "rsa-1"}).decode()
         print(json.dumps({"good": {"skewed": token}}))
         return
@@ -71,10 +74,10 @@ def main():
         f.write(public_pem)
     now = int(time.time())
 
-    def claims(sub="alice", roles=("Viewer",), **extra):
-        body = {"sub": sub, "email": f"{sub}@example.com", "name": f"{sub.title()} Test",
-                "roles": list(roles), "aud": aud, "iss": iss, "iat": now, "nbf": now - 5,
-                "exp": now + 3600}
+    def claims(sub="alice", roles=("Viewer",), iat=now, **extra):
+        body = {"sub": sub, "email": f"{sub.strip()}@example.com",
+                "name": f"{sub.strip().title()} Test", "roles": list(roles), "aud": aud,
+                "iss": iss, "iat": iat, "nbf": now - 5, "exp": now + 3600}
         body.update(extra)
         return {k: v for k, v in body.items() if v is not None}
 
@@ -89,10 +92,27 @@ def main():
             ("Viewer", "User", "Op", "Admin")}
     good["es256"] = jwt.encode(claims(sub="erin", roles=["Viewer"]), ec1, algorithm="ES256",
                                headers={"kid": "ec-1"}).decode()
-    good["carol-op"] = rs(claims(sub="carol", roles=["Op"]))
+    good["carol-op"] = rs(claims(sub="carol", roles=["Op"], iat=now - 60))
     good["carol-viewer"] = rs(claims(sub="carol", roles=["Viewer"]))
     good["dave-viewer"] = rs(claims(sub="dave", roles=["Viewer"]))
     good["rotated"] = rs(claims(sub="frank", roles=["Viewer"]), key=rsa2, kid="rsa-2")
+    # names and emails with surrounding and repeated spaces, a name of spaces only
+    good["zoe-spaced"] = rs(claims(sub="zoe", roles=["Viewer"], name="  Zoe   Quinn  ",
+                                   email=" zoe@example.com "))
+    good["yan-blank-name"] = rs(claims(sub="yan", roles=["Viewer"], name="   "))
+    # demoted (rex), promoted (sam), two tokens of one iat that disagree (tia)
+    order = {
+        "rex-admin-old": rs(claims(sub="rex", roles=["Admin"], iat=now - 120)),
+        "rex-viewer-new": rs(claims(sub="rex", roles=["Viewer"], iat=now - 60)),
+        "sam-viewer-old": rs(claims(sub="sam", roles=["Viewer"], iat=now - 120)),
+        "sam-admin-new": rs(claims(sub="sam", roles=["Admin"], iat=now - 60)),
+        "tia-admin": rs(claims(sub="tia", roles=["Admin"], iat=now - 90)),
+        "tia-viewer": rs(claims(sub="tia", roles=["Viewer"], iat=now - 90)),
+    }
+    # a header nested 1,400 levels deep (RecursionError in a JSON parser), under 4 KB
+    deep = '{"alg":"RS256","x":' + "[" * 1400 + "]" * 1400 + "}"
+    deep_header = ".".join([b64(deep.encode()), b64(json.dumps({"sub": "mallory"}).encode()),
+                            b64(b"signature")])
 
     hs_header = {"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}
     hs_body = claims(sub="mallory", roles=["Admin"])
@@ -124,8 +144,25 @@ def main():
                                          headers={"kid": "rsa-1"}).decode(),
         "rs256-with-ec-kid": rs(claims(sub="mallory"), kid="ec-1"),
         "unknown-kid": rs(claims(sub="mallory"), kid="nobody"),
+        "crit": jwt.encode(claims(sub="mallory", roles=["Admin"]), rsa1, algorithm="RS256",
+                           headers={"kid": "rsa-1", "crit": ["anything"],
+                                    "anything": True}).decode(),
+        "exp-string": rs(claims(sub="mallory", exp=str(now + 3600))),
+        "exp-huge": rs(claims(sub="mallory", exp=1e300)),
+        "iat-string": rs(claims(sub="mallory", iat=str(now))),
+        "nbf-string": rs(claims(sub="mallory", nbf=str(now - 5))),
+        "iat-in-future": rs(claims(sub="mallory", iat=now + 3600, exp=now + 7200)),
+        "no-iat": rs(claims(sub="mallory", iat=None)),
+        "lifetime-too-long": rs(claims(sub="mallory", exp=now + 86400 * 30)),
+        "deep-header": deep_header,
+        "sub-with-spaces": rs(claims(sub=" qsadmin ", roles=["Admin"])),
+        "sub-with-control": rs(claims(sub="qsadmin\u0000", roles=["Admin"])),
+        "sub-not-nfkc": rs(claims(sub="\uff51\uff53admin", roles=["Admin"])),  # fullwidth qs
+        "name-with-control": rs(claims(sub="mallory", name="Mal\u202eLory")),
+        "email-with-newline": rs(claims(sub="mallory", email="m@example.com\nBcc: x@y.z")),
+        "name-too-long": rs(claims(sub="mallory", name="M" * 65)),
     }
-    print(json.dumps({"good": good, "bad": bad}))
+    print(json.dumps({"good": good, "bad": bad, "order": order}))
 
 
 if __name__ == "__main__":
