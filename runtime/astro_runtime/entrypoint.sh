@@ -33,6 +33,12 @@ elif [ "$1" = airflow ]; then
   exit 1
 fi
 [ "$1" = airflow ] || exec "$@"
+# Airflow 2.1 (Runtime 3.0) has no triggerer: say so, instead of argparse's "invalid choice".
+if [ "${2:-}" = triggerer ] && [[ "${AIRFLOW_VERSION:-}" == 2.1.* ]]; then
+  echo "runtime: Airflow $AIRFLOW_VERSION has no triggerer: deferrable operators need" \
+    "Runtime 4.0 or later (Airflow 2.2+)" >&2
+  exit 2
+fi
 case "${2:-}" in
   scheduler|webserver|triggerer|dag-processor|celery)
     # the ui module's check: an unsafe RUNTIME_UI_LINKS entry stops the webserver here
