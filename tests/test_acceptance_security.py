@@ -627,3 +627,47 @@ def test_token_order_survives_a_restart(server):
     assert api_status(base, order["sam-admin-new"]) == 200
     assert user_roles(name, "rex") == ["Viewer"] and user_roles(name, "sam") == ["Admin"]
 
+
+def test_token_order_holds_between_two_webservers_on_postgresql(images, auth_dir,
+                                                               postgres_server):
+    """Two webservers (two workers each) on one PostgreSQL database: the order one of them
+    learnt holds on the other."""
+    directory, tokens = auth_dir
+    order, pg = tokens["order"], postgres_server
+    database = pg.create_database("security_order")
+    env = {**QUIET_AIRFLOW, **AUTH_ENV, "AIRFLOW__WEBSERVER__WORKERS": "2",
+           "AIRFLOW__CORE__SQL_ALCHEMY_CONN": pg.url(database)}
+    volumes = {str(directory): "/auth:ro"}
+    init = subprocess.run(["docker", "run", "--rm", "--network", "host",
+                           *(f"-e{k}={v}" for k, v in env.items()), images["base"],
+                           "airflow", "db", "init"], capture_output=True, text=True, timeout=600)
+    assert init.returncode == 0, init.stderr[-2000:]
+    ports = services.free_port(), services.free_port()
+    with container(images["base"], "airflow", "webserver", "--hostname", "127.0.0.1", "--port",
+                   str(ports[0]), name=f"runtime-security-pg-{ports[0]}", network="host",
+                   env=env, volumes=volumes), \
+            container(images["base"], "airflow", "webserver", "--hostname", "127.0.0.1",
+                      "--port", str(ports[1]), name=f"runtime-security-pg-{ports[1]}",
+                      network="host", env=env, volumes=volumes):
+        one, two = (f"http://127.0.0.1:{port}" for port in ports)
+        for base in (one, two):
+            wait_until(lambda: _status(f"{base}/api/v1/version",
+                                       headers=bearer(tokens["good"]["Viewer"])) == 200, 300,
+                       f"the webserver at {base}")
+        assert api_status(one, order["rex-admin-old"]) == 200
+        assert api_status(two, order["rex-viewer-new"]) == 200
+        assert api_status(two, order["sam-viewer-old"]) == 200
+        assert api_status(one, order["sam-admin-new"]) == 200
+        for _ in range(TRIES // 2):
+            for base in (one, two):
+                assert api_status(base, order["rex-admin-old"]) == 401
+                assert login_status(base, order["rex-admin-old"]) == 401
+                assert api_status(base, order["sam-viewer-old"]) == 401
+        assert api_status(one, order["rex-viewer-new"]) == 200
+        assert api_status(two, order["sam-admin-new"]) == 200
+    roles = pg.psql("SELECT u.username, r.name FROM ab_user u JOIN ab_user_role ur ON "
+                    "ur.user_id = u.id JOIN ab_role r ON r.id = ur.role_id WHERE u.username "
+                    "IN ('rex', 'sam') ORDER BY 1", database)
+    assert roles == [["rex", "Viewer"], ["sam", "Admin"]]
+    marks = pg.psql("SELECT subject FROM runtime_token_watermark ORDER BY 1", database)
+    assert [m[0] for m in marks] == ["rex", "sam", "viewer"]
