@@ -247,6 +247,44 @@ def test_release_end_to_end(copy):
     assert again.returncode == 2 and f"refused: {NEXT} is already published" in again.stderr
 
 
+def newest_line(proj) -> str:
+    """The line a minor release would follow (the newest), read from BUILD."""
+    return max(proj.lines, key=lambda name: tuple(map(int, name.split("."))))
+
+
+def test_a_minor_release_passes_its_own_lock_gate(copy):
+    """A new line on the same Airflow uses the same lock: the lock must stay current."""
+    plan = release.plan(project.load(copy), newest_line(project.load(copy)), "minor", False,
+                        TODAY)
+    release.apply_edits(copy, plan)
+    edited = project.load(copy)
+    assert plan.new_line in edited.lines
+    release.check_locks(edited, plan.new_line)  # gate 1 of `invoke release`
+
+
+@pytest.mark.slow
+def test_a_minor_release_end_to_end(copy):
+    proj = project.load(copy)
+    line = newest_line(proj)
+    plan = release.plan(proj, line, "minor", False, TODAY)
+    commit(copy)
+    proc = release_cli(copy, "--runtime", line, "--bump", "minor",
+                       "--tests", "test_version_label_env_and_file_agree")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    edited = project.load(copy)
+    assert edited.lines[plan.new_line].version == plan.version
+    assert edited.lines[line].version == proj.lines[line].version  # the old line stays
+    record = json.loads((copy / release.RECORDS / f"{plan.version}.json").read_text())
+    assert record["line"] == plan.new_line and set(record["digests"]) == {"onbuild", "base"}
+    index = json.loads((copy / "out" / f"release-{plan.version}" / "index.json").read_text())
+    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in index["manifests"]}
+    assert refs[plan.version] == refs[plan.new_line] == record["digests"]["onbuild"]
+    assert plan.new_line in support.load(copy)
+    proc = run_invoke(copy, "lock", "--check")  # the released checkout's locks are current
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.slow
 def test_failing_image_tests_refuse_the_release(copy):
     (copy / "tests" / "test_acceptance_zz_broken.py").write_text(
