@@ -40,7 +40,10 @@ def test_syntax_error_is_one_line_with_location(repo_copy, filename, source, whe
 def test_unknown_runtime_lists_known_lines(repo_copy):
     proc = run_invoke(repo_copy, "lock", "--runtime", "9.9")
     assert_clean_error(proc, 2)
-    assert "unknown runtime line '9.9'; known lines: 3.0, 4.0, 4.1, 4.2, 5.0" in proc.stderr
+    from rules import project
+
+    known = ", ".join(project.load(repo_copy).lines)
+    assert f"unknown runtime line '9.9'; known lines: {known}\n" in proc.stderr
 
 
 def test_bad_field_names_target_and_field(repo_copy):

@@ -3,6 +3,7 @@ and `invoke release` end to end on a copy of the project (slow: real builds and 
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,20 @@ def bumped(version: str, by: int = 1) -> str:
 
 
 NEXT = bumped(CURRENT)
+
+
+def newest_line(proj) -> str:
+    """The line a minor release would follow (the newest), read from BUILD."""
+    return max(proj.lines, key=lambda name: tuple(map(int, name.split("."))))
+
+
+def next_minor(line: str) -> str:
+    major, minor = line.split(".")
+    return f"{major}.{int(minor) + 1}"
+
+
+NEWEST = newest_line(project.load(REPO))
+NEW_LINE = next_minor(NEWEST)
 
 
 @pytest.fixture
@@ -58,8 +73,8 @@ def test_a_patch_release_is_the_next_version_of_the_line():
 
 
 def test_a_minor_release_starts_a_new_line_and_lts_sets_its_support():
-    plan = release.plan(project.load(REPO), "5.0", "minor", True, TODAY)
-    assert (plan.new_line, plan.version, plan.lts) == ("5.1", "5.1.0", True)
+    plan = release.plan(project.load(REPO), NEWEST, "minor", True, TODAY)
+    assert (plan.new_line, plan.version, plan.lts) == (NEW_LINE, f"{NEW_LINE}.0", True)
     assert plan.supported_until == "2028-11-30"
 
 
@@ -67,7 +82,8 @@ def test_a_minor_release_starts_a_new_line_and_lts_sets_its_support():
     ("4.1", "minor", "refused: 4.2.0 is already published"),
     ("4.2", "major", "refused: 5.0.0 is already published"),
     ("4.2", "sideways", "unknown bump 'sideways'; bumps: patch, minor, major"),
-    ("9.9", "patch", "unknown runtime line '9.9'; known lines: 3.0, 4.0, 4.1, 4.2, 5.0"),
+    ("9.9", "patch", "unknown runtime line '9.9'; known lines: "
+     + ", ".join(project.load(REPO).lines)),
 ])
 def test_refused_plans(line, bump, message):
     with pytest.raises(UserError) as e:
@@ -85,14 +101,16 @@ def test_a_release_that_would_go_backwards_is_refused(copy):
 
 
 def test_edits_move_the_version_or_add_the_new_line(copy):
-    release.apply_edits(copy, release.plan(project.load(copy), "4.1", "patch", False, TODAY))
-    release.apply_edits(copy, release.plan(project.load(copy), "5.0", "minor", False, TODAY))
+    before = project.load(copy)
+    release.apply_edits(copy, release.plan(before, "4.2", "patch", False, TODAY))
+    release.apply_edits(copy, release.plan(project.load(copy), NEWEST, "minor", False, TODAY))
     proj = project.load(copy)
-    assert {n: ln.version for n, ln in proj.lines.items()} == {
-        "3.0": "3.0.0", "4.0": "4.0.0", "4.1": "4.1.1", "4.2": CURRENT, "5.0": "5.0.0",
-        "5.1": "5.1.0"}
-    assert proj.lines["5.1"].airflow == "2.3.0" and not proj.lines["5.1"].lts
-    assert support.load(copy)["5.1"].supported_until == "2027-11-30"
+    expected = {n: ln.version for n, ln in before.lines.items()}
+    expected.update({"4.2": NEXT, NEW_LINE: f"{NEW_LINE}.0"})
+    assert {n: ln.version for n, ln in proj.lines.items()} == expected
+    assert proj.lines[NEW_LINE].airflow == before.lines[NEWEST].airflow
+    assert not proj.lines[NEW_LINE].lts
+    assert support.load(copy)[NEW_LINE].supported_until == "2027-11-30"
 
 
 def test_notes_say_what_changed_between_the_two_records():
@@ -132,21 +150,24 @@ def test_every_line_has_a_baseline_record():
 def test_a_new_line_that_already_exists_is_refused(copy):
     build = copy / "BUILD"
     text = build.read_text()
-    start = text.index("runtime_line(\n    name = \"5.0\",")
+    version = project.load(copy).lines[NEWEST].version
+    start = text.index(f"runtime_line(\n    name = \"{NEWEST}\",")
     block = text[start:text.index("\n)\n", start) + 3]
-    build.write_text(text + "\n" + block.replace('"5.0"', '"5.1"').replace('"5.0.0"', '"5.1.3"')
+    build.write_text(text + "\n" + block.replace(f'"{NEWEST}"', f'"{NEW_LINE}"')
+                     .replace(f'"{version}"', f'"{NEW_LINE}.3"')
                      .replace("\n)\n", "\n)  # the next line\n"))
     policy = support.load(copy)
-    policy["5.1"] = policy["5.0"]
+    policy[NEW_LINE] = policy[NEWEST]
     support.save(copy, policy)
-    with pytest.raises(UserError, match=r"refused: line 5.1 already exists \(its current "
-                                        r"release is 5.1.3\)"):
-        release.plan(project.load(copy), "5.0", "minor", False, TODAY)
-    # a block closed by ")  # comment" is still one block: a patch release of 5.1 edits only it
-    plan = release.plan(project.load(copy), "5.1", "patch", False, TODAY)
+    with pytest.raises(UserError, match=rf"refused: line {re.escape(NEW_LINE)} already exists "
+                                        rf"\(its current release is {re.escape(NEW_LINE)}.3\)"):
+        release.plan(project.load(copy), NEWEST, "minor", False, TODAY)
+    # a block closed by ")  # comment" is still one block: a patch release of it edits only it
+    plan = release.plan(project.load(copy), NEW_LINE, "patch", False, TODAY)
     release.apply_edits(copy, plan)
-    assert {n: ln.version for n, ln in project.load(copy).lines.items()}["5.1"] == "5.1.4"
-    assert build.read_text().count("runtime_line(") == 6
+    assert {n: ln.version for n, ln in project.load(copy).lines.items()}[NEW_LINE] == \
+        f"{NEW_LINE}.4"
+    assert build.read_text().count("runtime_line(") == text.count("runtime_line(") + 1
 
 
 def test_changed_backports_need_a_new_revision(copy):
@@ -245,11 +266,6 @@ def test_release_end_to_end(copy):
     (copy / "BUILD").write_text((copy / "BUILD").read_text().replace(f'"{NEXT}"', f'"{CURRENT}"'))
     again = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
     assert again.returncode == 2 and f"refused: {NEXT} is already published" in again.stderr
-
-
-def newest_line(proj) -> str:
-    """The line a minor release would follow (the newest), read from BUILD."""
-    return max(proj.lines, key=lambda name: tuple(map(int, name.split("."))))
 
 
 def test_a_minor_release_passes_its_own_lock_gate(copy):
