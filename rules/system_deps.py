@@ -17,11 +17,13 @@ BUILD_PACKAGES = {
     "dpkg": "/usr/bin/dpkg-deb",
 }
 # ... and what the tests need on top: a Docker engine to run the images, the servers the
-# acceptance tests run them against, and a browser for the UI checks
+# acceptance tests run them against, a browser for the UI checks, and a C compiler and readelf
+# for the ELF stripping test (a shared library built with -g)
 HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
                  "postgresql": "/usr/lib/postgresql/*/bin/postgres",
                  "redis-server": "/usr/bin/redis-server",
-                 "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver"}
+                 "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver",
+                 "gcc": "/usr/bin/gcc", "binutils": "/usr/bin/readelf"}
 
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:
