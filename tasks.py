@@ -185,9 +185,11 @@ def verify_lock(c, runtime=None):
             "slow": "also run the network/slow tests (lock install in a bullseye root)"})
 @user_errors
 def test(c, k=None, slow=True):
-    """Run the test suite (pytest); installs the host packages it needs first."""
+    """Lint (ruff, ruff.toml), then run the test suite (pytest); installs the host packages it
+    needs first."""
     from rules import dockerd, system_deps
 
+    c.run("ruff check --no-cache .", pty=False)
     system_deps.ensure()
     args = ["python", "-m", "pytest", "-ra"]
     if k:

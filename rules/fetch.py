@@ -6,7 +6,6 @@ locked sdists are then built into wheels once, offline, in the Debian root (made
 fetched .debs), and cached by input digest. After this, `invoke image` needs no network.
 """
 
-import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass

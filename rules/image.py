@@ -546,7 +546,7 @@ def _image(project: Project, line: RuntimeLine, flavor: str, layers, history) ->
             "COPY requirements.txt .",
             "RUN /usr/local/bin/runtime-install-requirements requirements.txt",
             "USER astro",
-            f"COPY --chown=astro:0 . .",
+            "COPY --chown=astro:0 . .",
         ]
     annotations = {"org.opencontainers.image.version": line.version,
                    "org.opencontainers.image.created": oci.rfc3339(line.source_date_epoch),

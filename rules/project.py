@@ -1,4 +1,5 @@
-"""Load a project: evaluate WORKSPACE and every BUILD file, then check targets against each other."""
+"""Load a project: evaluate WORKSPACE and every BUILD file, then check targets against each
+other."""
 
 from pathlib import Path
 

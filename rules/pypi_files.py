@@ -60,7 +60,8 @@ def choose(name: str, version: str, files: list[dict], hashes: list[str],
         if f["filename"].endswith(".whl"):
             _, _, _, file_tags = parse_wheel_filename(f["filename"])
             r = min((rank[t] for t in file_tags if t in rank), default=None)
-            if r is not None and (best_rank is None or (r, f["filename"]) < (best_rank, best["filename"])):
+            if r is not None and (best_rank is None
+                                  or (r, f["filename"]) < (best_rank, best["filename"])):
                 best, best_rank = f, r
         elif SDIST.search(f["filename"]):
             sdist = sdist or f

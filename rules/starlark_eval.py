@@ -55,7 +55,7 @@ def evaluate(path: Path, display_name: str, functions: Mapping[str, Callable]) -
                                starlark.Globals.standard())
         except starlark.StarlarkError as e:
             if cancel.interrupted:
-                raise KeyboardInterrupt from None
+                raise KeyboardInterrupt from None  # (the CLI says "interrupted", exit 130)
             if cancel.timed_out:
                 raise _located(display_name, source, str(e), message=(
                     f"evaluation stopped after {budget:g} s (RUNTIME_EVAL_TIMEOUT): a loop that "
@@ -116,9 +116,9 @@ def _recording(fn: Callable, raised: list) -> Callable:
         try:
             return fn(**kwargs)
         except RuleError as e:
-            raise _remember(raised, e)
+            raise _remember(raised, e) from None
         except UserError as e:
-            raise _remember(raised, RuleError(str(e)))
+            raise _remember(raised, RuleError(str(e))) from None
 
     call.__name__ = fn.__name__
     return call

@@ -126,7 +126,8 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     assert [s.name for s in result.steps if not s.hit] == ["module ui"]
     before = layer_digests(out_a, f"{VERSION}-base")
     after = [s.layer.digest for s in result.steps]
-    changed = [i for i, (x, y) in enumerate(zip(before, after)) if x[len("blobs/sha256/"):] != y[7:]]
+    changed = [i for i, (x, y) in enumerate(zip(before, after))
+               if x[len("blobs/sha256/"):] != y[7:]]
     assert len(before) == len(after) and len(changed) == 1
 
 
@@ -233,7 +234,7 @@ def test_builds_killed_at_random_points_then_succeed_with_same_digest(build_a, w
     cache = fresh_cache(work / "cache-kill")
     rng = random.Random(4.2)
     env = dict(os.environ, PYTHONPATH=str(REPO), RUNTIME_CACHE=str(cache))
-    for attempt in range(3):
+    for _attempt in range(3):
         proc = subprocess.Popen(invoke_argv("image", "--runtime", "4.2", "--out",
                                             str(work / "out-kill")),
                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ Needs root, fetched inputs (`./dev fetch --runtime 4.2`) and a Docker engine (DO
 4. the sizes of both images as the engine reports them.
 """
 
+import functools
 import os
 import shutil
 import statistics
@@ -95,8 +96,8 @@ def main():
             if n:  # the machine's speed drifts: alternate the two cold builds
                 again = fetch.cache_of_fetched(DOWNLOADS, tmp / f"cache-{n}")
                 settle()
-                colds.append(timed(lambda: image.build(proj, LINE, ("base",),
-                                                       tmp / f"out-{n}", again))[0])
+                colds.append(timed(functools.partial(image.build, proj, LINE, ("base",),
+                                                     tmp / f"out-{n}", again))[0])
                 shutil.rmtree(again)
             docker("rmi", "-f", DOCKERFILE_IMAGE, check=False)
             settle()

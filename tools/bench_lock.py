@@ -57,8 +57,8 @@ def main():
         if os.geteuid() == 0 and shutil.which("unshare"):
             check = ["unshare", "-n", *check]
         seconds, status = timed(check, work, env=env)
-        rows.append((f"invoke lock --check{' (unshare -n: offline)' if check[0] == 'unshare' else ''}",
-                     seconds, status))
+        offline = " (unshare -n: offline)" if check[0] == "unshare" else ""
+        rows.append((f"invoke lock --check{offline}", seconds, status))
         if opts.pip_compile_timeout:
             rows.append(pip_compile(work, Path(tmp), opts.pip_compile_timeout))
     width = max(len(r[0]) for r in rows)

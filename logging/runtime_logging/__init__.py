@@ -1,1 +1,1 @@
-"""Task logs that survive store outages and dead workers (Runtime module; built out in its own issue)."""
+"""Task logs that survive store outages and dead workers (a Runtime module)."""

@@ -1,1 +1,1 @@
-"""Version metadata, entrypoint, concurrency defaults, high availability (Runtime module; built out in its own issue)."""
+"""Version metadata, entrypoint, concurrency defaults, high availability (a Runtime module)."""

@@ -30,7 +30,8 @@ def digest(path, algo):
 
 def main():
     records = sorted(os.path.join(SITE, d, "RECORD") for d in os.listdir(SITE)
-                     if d.endswith(".dist-info") and os.path.exists(os.path.join(SITE, d, "RECORD")))
+                     if d.endswith(".dist-info")
+                     and os.path.exists(os.path.join(SITE, d, "RECORD")))
     claims = collections.defaultdict(list)  # file -> [(record, hash, size)]
     rows = outside = 0
     for record in records:
