@@ -657,9 +657,9 @@ def test_token_order_holds_between_two_webservers_on_postgresql(images, auth_dir
                       network="host", env=env, volumes=volumes):
         one, two = (f"http://127.0.0.1:{port}" for port in ports)
         for base in (one, two):
-            wait_until(lambda: _status(f"{base}/api/v1/version",
-                                       headers=bearer(tokens["good"]["Viewer"])) == 200, 300,
-                       f"the webserver at {base}")
+            wait_until(lambda url=f"{base}/api/v1/version": _status(
+                url, headers=bearer(tokens["good"]["Viewer"])) == 200, 300,
+                f"the webserver at {base}")
         assert api_status(one, order["rex-admin-old"]) == 200
         assert api_status(two, order["rex-viewer-new"]) == 200
         assert api_status(two, order["sam-viewer-old"]) == 200

@@ -1,1 +1,1 @@
-"""Security manager: platform-issued identities and roles (Runtime module; built out in its own issue)."""
+"""Security manager: platform-issued identities and roles (a Runtime module)."""
