@@ -6,7 +6,7 @@ and WORKSPACE (the lock's explicit bounds, the toolchain). Output: a lock in pip
 stamped with the digest of its inputs so that an unchanged lock is recognised without network.
 
 The resolver is uv (``uv pip compile``): it resolves the four Airflow versions in about a minute
-where pip-compile's backtracking needs 9-20 minutes per version (see README).
+where pip-compile's backtracking needs 9-20 minutes per version (see docs/benchmarks.md).
 """
 
 import difflib
@@ -217,7 +217,8 @@ def find_uv() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if not found:
-            raise UserError("uv is not installed: run ./dev bootstrap") from None
+            raise UserError("uv is not installed: run ./dev (it installs the pinned tools into "
+                            ".venv)") from None
         return found
 
 
