@@ -13,7 +13,9 @@ host. A ``token`` in a URL's query is never used: it is dropped (a redirect to t
 without it, or 400 for other methods than GET) before anything can copy it into a login
 redirect, and hidden in the access log's line of that request.
 Nobody, not even Admin, can create, edit or delete users or roles through the UI or the REST
-API. The password form is off unless RUNTIME_AUTH_PASSWORD_LOGIN=true.
+API. The password form is off unless RUNTIME_AUTH_PASSWORD_LOGIN=true, or unless the Astro
+CLI's local environment runs the image (ASTRONOMER_ENVIRONMENT=local, as `astro dev start`
+sets it: its users sign in as admin/admin) and RUNTIME_AUTH_PASSWORD_LOGIN is not set.
 """
 
 import hashlib
@@ -82,6 +84,15 @@ def _from_this_site() -> bool:
         _same_site(request.headers.get("Referer"))
 
 
+def password_login_enabled(environ) -> bool:
+    """RUNTIME_AUTH_PASSWORD_LOGIN decides when set (true/1/yes: on, anything else: off);
+    unset or empty, the form is on only in the Astro CLI's local environment."""
+    setting = environ.get("RUNTIME_AUTH_PASSWORD_LOGIN", "").strip().lower()
+    if setting:
+        return setting in ("1", "true", "yes")
+    return environ.get("ASTRONOMER_ENVIRONMENT", "").strip().lower() == "local"
+
+
 def _refuse(status: int, reason: str) -> Response:
     titles = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed"}
     body = {"title": titles.get(status, "Forbidden"), "status": status, "detail": reason}
@@ -95,8 +106,7 @@ class RuntimeSecurityManager(AirflowSecurityManager):
     def __init__(self, appbuilder):
         super().__init__(appbuilder)
         self.verifier = Verifier()
-        self.password_login = os.environ.get("RUNTIME_AUTH_PASSWORD_LOGIN", "").lower() in (
-            "1", "true", "yes")
+        self.password_login = password_login_enabled(os.environ)
 
     # FAB registers this with app.before_request (it sets g.user in the base class).
     def before_request(self):
