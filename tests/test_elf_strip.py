@@ -13,7 +13,7 @@ import pytest
 
 from rules import elf_strip, wheel_install
 
-# gcc and readelf: installed by `invoke test` (rules.system_deps) and .ci/run, never skipped
+# gcc and readelf: installed by `invoke test` (tasks.system_deps) and .ci/run, never skipped
 SOURCE = """
 static int table[64];
 int runtime_add(int a, int b) { table[a & 63] = b; return a + b + table[a & 63] - b; }

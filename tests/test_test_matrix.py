@@ -1,6 +1,6 @@
 """The check × line table of `invoke test-image`, from pytest's JUnit XML."""
 
-from rules import test_matrix
+from tasks import test_matrix
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_acceptance" name="test_pip_check_is_clean[base]" time="1"/>

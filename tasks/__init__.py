@@ -4,13 +4,19 @@ Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
 """
 
 import shlex
+import sys
 from pathlib import Path
 
 from invoke import Collection, task
 
-from rules import atomic, debian_lock, pip_lock, project, report
-from rules.cli import user_errors
-from rules.errors import UserError
+# invoke puts this package's own folder on sys.path, not the checkout's, where `rules` is
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from rules import atomic, debian_lock, pip_lock, project, report  # noqa: E402
+from rules.cli import user_errors  # noqa: E402
+from rules.errors import UserError  # noqa: E402
 
 
 @task(help={
@@ -57,7 +63,7 @@ def lock_dev(c):
 def fetch(c, runtime=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
     from rules import fetch as fetching
-    from rules import system_deps
+    from tasks import system_deps
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
@@ -118,7 +124,8 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     import shutil
     from datetime import date
 
-    from rules import dockerd, image, output, system_deps
+    from rules import image, output
+    from tasks import dockerd, system_deps
     from rules import release as releasing
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
@@ -187,7 +194,7 @@ def verify_lock(c, runtime=None):
 def test(c, k=None, slow=True):
     """Lint (ruff, ruff.toml), then run the test suite (pytest); installs the host packages it
     needs first."""
-    from rules import dockerd, system_deps
+    from tasks import dockerd, system_deps
 
     c.run("ruff check --no-cache .", pty=False)
     system_deps.ensure()
@@ -212,7 +219,8 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
     PostgreSQL and Redis; prints a check × line table."""
     import tempfile
 
-    from rules import dockerd, output, system_deps, test_matrix
+    from rules import output
+    from tasks import dockerd, system_deps, test_matrix
 
     system_deps.ensure()
     proj = project.load()
@@ -254,7 +262,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 def image(c, runtime="4.2", flavor="all", out=None, load=False):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
     from rules import image as images
-    from rules import system_deps
+    from tasks import system_deps
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
@@ -293,7 +301,7 @@ def pex(c, runtime="4.2", out=None):
 def bench(c, pip_compile_timeout=0, image=True, logs=True):
     """Print figures side by side: locking, our image build against docker build, and the task
     log handler against Airflow's file handler."""
-    from rules import dockerd
+    from tasks import dockerd
 
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
