@@ -32,6 +32,17 @@ if exports=$(cd / && python3.9 -m astro_runtime.concurrency); then
 elif [ "$1" = airflow ]; then
   exit 1
 fi
+# OpenLineage (providers module, runtime_providers/lineage.py): on Airflow 2.1/2.2 it runs as
+# Airflow's lineage backend. With OPENLINEAGE_URL set, use the Runtime's unless the user chose a
+# backend (AIRFLOW__LINEAGE__BACKEND, even empty, its _CMD/_SECRET, or [lineage] backend in
+# airflow.cfg). Airflow 2.3's openlineage plugin needs nothing here.
+if [ -n "${OPENLINEAGE_URL:-}" ] && [[ "${AIRFLOW_VERSION:-}" == 2.[12].* ]] && [ -z \
+  "${AIRFLOW__LINEAGE__BACKEND+x}${AIRFLOW__LINEAGE__BACKEND_CMD+x}${AIRFLOW__LINEAGE__BACKEND_SECRET+x}" ] \
+  && ! awk '/^\[/ { s = ($0 ~ /^\[lineage\][ \t]*$/) }
+            s && /^[ \t]*backend(_cmd|_secret)?[ \t]*=[ \t]*[^ \t]/ { f = 1 } END { exit !f }' \
+    "${AIRFLOW_CONFIG:-${AIRFLOW_HOME:-$HOME/airflow}/airflow.cfg}" 2>/dev/null; then
+  export AIRFLOW__LINEAGE__BACKEND=runtime_providers.lineage.OpenLineageBackend
+fi
 [ "$1" = airflow ] || exec "$@"
 # Airflow 2.1 (Runtime 3.0) has no triggerer: say so, instead of argparse's "invalid choice".
 if [ "${2:-}" = triggerer ] && [[ "${AIRFLOW_VERSION:-}" == 2.1.* ]]; then
