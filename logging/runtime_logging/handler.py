@@ -20,7 +20,7 @@ import sys
 
 from airflow.utils.log.file_task_handler import FileTaskHandler
 
-from runtime_logging.spool import Entry, Recovery, Shipper, report
+from runtime_logging.spool import Entry, Recovery, Shipper, report, warn
 from runtime_logging.store import S3Store, StoreConfig
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class RuntimeTaskHandler(FileTaskHandler):
             try:
                 shipper.finish()
             except Exception as e:  # noqa: BLE001 - the spool keeps it for the next scan
-                log.warning("task log not shipped at the end: %s", e)
+                warn("task log not shipped at the end: %s", e)
 
     def _read(self, ti, try_number, metadata=None):
         rel = self._render_filename(ti, try_number)

@@ -46,11 +46,18 @@ def entry_id(rel: str) -> str:
 
 
 def report(message: str) -> None:
-    """A problem an operator must see: on the process's real stderr, and in the log."""
+    """A problem an operator must see, on the process's real stderr (not through logging: in a
+    task's process the root logger writes to the task log, and on a full disk each failed write
+    reports itself to sys.stderr, which Airflow points at that same logger: RecursionError)."""
     with contextlib.suppress(OSError, ValueError, AttributeError):
         sys.__stderr__.write(f"runtime_logging: {message}\n")
         sys.__stderr__.flush()
-    log.warning("%s", message)
+
+
+def warn(*args) -> None:
+    """log.warning, which must not fail the caller (see report: a full disk)."""
+    with contextlib.suppress(Exception):
+        log.warning(*args)
 
 
 class Entry:
@@ -236,7 +243,7 @@ class Shipper:
         threading.Thread(target=self._final, args=(deadline, done), name="runtime-log-finish",
                          daemon=True).start()
         if not done.wait(max(deadline - time.monotonic(), 0)):
-            log.warning("log store did not take the log within %g s: it stays in the spool and "
+            warn("log store did not take the log within %g s: it stays in the spool and "
                         "is shipped when the store answers", self.finish_timeout)
 
     def _final(self, deadline: float, done: threading.Event):
@@ -253,7 +260,7 @@ class Shipper:
                             if self.entry._lock_fd is None and self.entry._save_failed:
                                 report(f"task log {self.entry.rel}: not shipped ({e}) and not "
                                        f"in the spool: it is only in the local file")
-                            log.warning("log store unreachable (%s): the log stays in the spool "
+                            warn("log store unreachable (%s): the log stays in the spool "
                                         "and is shipped when it comes back", e)
                             break
                         time.sleep(delay)
@@ -318,7 +325,7 @@ class Recovery:
                 shipped += 1
             except FileNotFoundError:
                 if entry.local_gone():  # nothing left to ship, ever
-                    log.warning("log %s is gone from the volume: dropped from the spool",
+                    warn("log %s is gone from the volume: dropped from the spool",
                                 entry.local)
                     entry.remove()
             except Exception as e:  # noqa: BLE001 - the store is still down: next scan
@@ -345,7 +352,7 @@ class Recovery:
                 if entry_id(rel) in orphans:
                     found[entry_id(rel)] = Entry(self.folder, rel, local)
         for missing in set(orphans) - set(found):  # its log is gone from the volume
-            log.warning("spool lock %s has no log on the volume: dropped", missing)
+            warn("spool lock %s has no log on the volume: dropped", missing)
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.folder, f"{missing}.lock"))
         return [found[i] for i in orphans if i in found]
