@@ -3,7 +3,9 @@
 and a webserver sharing the log volume read-only. Three scenarios, in order:
 the store is down for a whole task run and comes back; the webserver shows a running task's
 log while the store is down; the worker is killed with SIGKILL mid-task and the next process on
-the volume ships what it left."""
+the volume ships what it left. Then, each with a worker of its own: a try that starts while the
+log volume is full (a small tmpfs) and a try whose store hangs (a TCP server that never
+answers; the delay it adds to the try's exit is printed)."""
 
 import json
 import os
@@ -12,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -234,3 +237,143 @@ def test_json_lines_on_stdout(images):
     assert proc.stdout.splitlines()[-1] == "RuntimeJsonTaskHandler"
     assert [(d["message"], d["level"], d["dag_id"], d["task_id"], d["try_number"])
             for d in docs] == [("hello json", "INFO", "d", "t", 1)]
+
+
+def stop_workers(d):
+    """(the checks below run their own worker, or none: the deployment's must not take the run)"""
+    for tag in ("first", "second"):
+        subprocess.run(["docker", "rm", "-f", f"runtime-logging-worker-{tag}-{os.getpid()}"],
+                       capture_output=True)
+
+
+def execute(name, script) -> str:
+    proc = subprocess.run(["docker", "exec", name, "bash", "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_a_try_started_on_a_full_disk_reaches_the_store(deployment, tmp_path):
+    """The spool's disk (a 64 KiB tmpfs mounted on the worker's spool folder) is full when the
+    try starts, and the store is down when it ends: the try leaves a spool lock, no entry and
+    no temp file; once the store is back the worker's recovery scan finds the log by its lock
+    and ships all of it; the failure is on the worker's stderr. (With the logs themselves on
+    the full volume, the default, Airflow 2.2 fails the try at once: every failed write of its
+    log is reported to sys.stderr, which it points at that log; that try's log, empty, is
+    shipped the same way.)"""
+    d, dag_id = deployment, "runtime_logs_full_disk"
+    stop_workers(d)
+    name = f"runtime-logging-worker-full-{os.getpid()}"
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs").chmod(0o777)
+    args = ["docker", "run", "-d", "--name", name, "--network", "host",
+            "-v", f"{DAGS}:/usr/local/airflow/dags:ro", "-v", f"{tmp_path / 'logs'}:/logs",
+            "--mount", "type=tmpfs,destination=/logs/.runtime-spool,tmpfs-size=64k,"
+                       "tmpfs-mode=1777"]
+    for key, value in d.env.items():
+        args += ["-e", f"{key}={value}"]
+    proc = subprocess.run([*args, d.img, "scheduler"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    spool = "/logs/.runtime-spool"
+    try:
+        execute(name, f"dd if=/dev/zero of={spool}/filler bs=4k 2>/dev/null; "
+                      f"test $(df --output=avail {spool} | tail -1) -eq 0")
+        d.s3.stop()
+        try:
+            d.unpause(dag_id)
+            assert wait_until(lambda: d.run_state(dag_id) in ("success", "failed") and
+                              d.run_state(dag_id), 300, "the run ending") == "success"
+            time.sleep(5)  # (the try's process gives the store RUNTIME_LOG_FINISH_TIMEOUT)
+            left = execute(name, f"ls -A {spool}").split()
+            assert sorted(n.split(".", 1)[-1] for n in left) == ["filler", "lock"], left
+            execute(name, f"rm {spool}/filler")  # space returns
+        finally:
+            d.s3.start()  # and the store
+        local, = [p for p in (tmp_path / "logs").rglob("*.log") if dag_id in p.as_posix()]
+        rel = local.relative_to(tmp_path / "logs").as_posix()
+        written = numbers(local.read_text())
+        assert written == Counter(range(1, 401))
+        text = wait_until(lambda: d.s3.read(f"{PREFIX}/{rel}"), 60,
+                          "the log shipped by the recovery scan")
+        assert numbers(text) == written, "every line, none twice"
+        wait_until(lambda: execute(name, f"ls -A {spool}").split() == [], 30,
+                   "the spool emptied")
+        reported = [line for line in logs(name).splitlines()
+                    if line.startswith("runtime_logging: ") and rel in line]
+        assert reported and "No space left on device" in reported[0], logs(name)[-3000:]
+        print(f"full spool disk at the try's start: {len(numbers(text))} lines shipped by "
+              f"the recovery scan; reported: {reported[0]}")
+    except BaseException:
+        print(logs(name)[-8000:])  # (the worker's log: what it did with the full disk)
+        raise
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+HUNG_CALL = """
+import time
+from runtime_logging.store import S3Store, StoreConfig
+store = S3Store(StoreConfig.from_env())
+started = time.monotonic()
+try:
+    store.read("a/1.log")
+except Exception as e:
+    print(type(e).__name__, round(time.monotonic() - started, 2))
+"""
+TIMED_TRY = """
+import subprocess, sys, time
+proc = subprocess.run(["airflow", "tasks", "run", "--local", "--ignore-all-dependencies",
+                       "runtime_logs_hung_store", "write_lines", sys.argv[1]])
+print("try-ended-at", time.time(), proc.returncode)
+"""
+# the supervising process's record of the task's end, in the try's log (UTC)
+TASK_EXITED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*Task exited with return code",
+                         re.M)
+STORE_TIMEOUT = 5.0  # the store client's connect and read timeouts (store.py)
+
+
+def test_a_hung_store_delays_a_try_exit_by_one_bounded_wait(deployment, tmp_path):
+    """A store that accepts connections and never answers: one request per store call, and a
+    try (`airflow tasks run --local`, the supervising process with the Runtime's defaults)
+    exits at most RUNTIME_LOG_FINISH_TIMEOUT (4 s) after its task has: the exit delay is the
+    time from the supervising process's "Task exited" record to the process's end, measured
+    for a working store and a hung one, and printed. The bound asserted (2 x the store's
+    timeout) is not a speed check: two requests per call, or the final upload waiting for a
+    periodic one, take at least that."""
+    from tests.hung_store import HungServer
+
+    d = deployment
+    stop_workers(d)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs").chmod(0o777)
+    defaults = {k: v for k, v in d.env.items() if k not in (
+        "RUNTIME_LOG_SHIP_INTERVAL", "RUNTIME_LOG_RECOVERY_INTERVAL", "RUNTIME_LOG_FINISH_TIMEOUT")}
+    volumes = {**d.dags, str(tmp_path / "logs"): "/logs"}
+    delays = {}
+    with HungServer() as hung:
+        hung_env = {**defaults, "RUNTIME_LOG_S3_ENDPOINT_URL": hung.url}
+        proc = docker_run(d.img, "python3.9", "-c", HUNG_CALL, network="host", env=hung_env)
+        assert proc.returncode == 0, proc.stderr
+        print(f"one store call against a hung store: {hung.count()} request(s), "
+              f"{proc.stdout.split()[-1]} s")
+        assert proc.stdout.split()[0] == "ReadTimeoutError" and hung.count() == 1
+        for store, env in (("working", defaults), ("hung", hung_env)):
+            day = {"working": 5, "hung": 6}[store]
+            r = d.api("POST", "/api/v1/dags/runtime_logs_hung_store/dagRuns",
+                      json={"dag_run_id": f"timed-{store}",
+                            "execution_date": f"2022-02-0{day}T00:00:00+00:00"})
+            assert r.status_code == 200, r.text
+            proc = docker_run(d.img, "python3.9", "-c", TIMED_TRY, f"timed-{store}",
+                              network="host", env=env, volumes=volumes)
+            figures = [line.split() for line in proc.stdout.splitlines()
+                       if line.startswith("try-ended-at")]
+            assert figures and figures[0][2] == "0", proc.stdout[-2000:] + proc.stderr[-3000:]
+            log, = [p for p in (tmp_path / "logs").rglob("*.log")
+                    if f"2022-02-0{day}" in p.as_posix()]
+            exited = TASK_EXITED.findall(log.read_text())
+            assert exited, log.read_text()[-3000:]
+            task_end = datetime.strptime(exited[-1] + "+0000", "%Y-%m-%d %H:%M:%S,%f%z")
+            delays[store] = float(figures[0][1]) - task_end.timestamp()
+    print(f"a try's exit after its task's: {delays['working']:.2f} s with a working store, "
+          f"{delays['hung']:.2f} s with a hung one")
+    assert delays["hung"] < 2 * STORE_TIMEOUT

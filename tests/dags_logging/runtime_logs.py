@@ -11,7 +11,8 @@ from airflow.operators.python import PythonOperator
 
 # dag_id -> (lines, seconds between lines)
 SCENARIOS = {"runtime_logs_outage": (3000, 0.001), "runtime_logs_running": (600, 0.05),
-             "runtime_logs_kill": (1500, 0.05)}
+             "runtime_logs_kill": (1500, 0.05), "runtime_logs_full_disk": (400, 0.05),
+             "runtime_logs_hung_store": (70, 0.1)}
 
 
 def write_lines(lines, pause):
