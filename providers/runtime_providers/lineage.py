@@ -119,6 +119,7 @@ class OpenLineageBackend(LineageBackend):
             else:
                 if cls._adapter is None:
                     from openlineage.airflow.adapter import OpenLineageAdapter
+                    _connections_v02()
                     cls._adapter = OpenLineageAdapter()
                 self._bound(cls._adapter, what)
                 _send_v02(cls._adapter, operator, context)
@@ -153,6 +154,28 @@ def _send_v02(adapter, operator, context):
         DagUtils.to_iso_8601(ti.end_date), step,
         {**step.run_facets, **get_custom_facets(operator, dagrun.external_trigger)})
     adapter.complete_task(run_id, job_name, DagUtils.to_iso_8601(timezone.utcnow()), step)
+
+
+def _connections_v02():
+    """openlineage-airflow 0.2.x's extractors read an AIRFLOW_CONN_* connection with
+    Connection().parse_from_uri(uri), which Airflow 2 refuses (its uri argument is keyword
+    only), and know no secrets backend: they get Airflow's own lookup instead, which reads
+    variables, secrets backends and the metadata database as every hook does."""
+    import sys
+
+    from airflow.hooks.base import BaseHook
+    from openlineage.airflow import utils
+    import openlineage.airflow.extractors.extractors  # noqa: F401 (imports every extractor)
+
+    upstream = utils.get_connection
+
+    def get_connection(conn_id, session=None):
+        return BaseHook.get_connection(conn_id)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("openlineage.airflow.") and \
+                getattr(module, "get_connection", None) is upstream:
+            module.get_connection = get_connection
 
 
 def _extract_v02(operator, ti, job_name):
