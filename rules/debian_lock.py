@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules import atomic, debian_index, debian_version, pip_lock
+from rules import atomic, debian_index, debian_version
 from rules.errors import StaleLockError, UserError
 from rules.model import DebianSource, Project
+from rules.cache import default_cache
 
 LOCK_VERSION = 1
 
@@ -128,7 +129,7 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
                                         time.monotonic() - started, {})
         except (ValueError, KeyError):
             pass
-    cache = cache or pip_lock.default_cache()
+    cache = cache or default_cache()
     universe = Universe()
     for mirror, suite in source.archives:
         for component in source.components:

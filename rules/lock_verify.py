@@ -13,9 +13,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rules import debian_lock, pip_lock, requirements_file
+from rules import debian_lock, requirements_file
 from rules.errors import UserError
 from rules.model import Project
+from rules.cache import default_cache
 
 _SCRIPT = r"""
 set -eu
@@ -74,7 +75,7 @@ def verify(project: Project, airflow: str, cache: Path | None = None) -> VerifyR
     lock_path = Path(project.root) / project.locks[airflow].lock
     if not lock_path.exists():
         raise UserError(f"{project.locks[airflow].lock} is missing; run `invoke lock`")
-    pip_cache = (cache or pip_lock.default_cache()) / "verify-pip"
+    pip_cache = (cache or default_cache()) / "verify-pip"
     pip_cache.mkdir(parents=True, exist_ok=True)
     debs = debian_lock.load(project)["packages"]
     wanted = [f"{p['name']}={p['version']}" for p in debs if not p["essential"]]

@@ -23,6 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from rules import atomic, requirements_file
+from rules.cache import default_cache
 from rules.errors import StaleLockError, UserError
 from rules.model import Project, PythonLock
 
@@ -220,12 +221,6 @@ def find_uv() -> str:
             raise UserError("uv is not installed: run ./dev (it installs the pinned tools into "
                             ".venv)") from None
         return found
-
-
-def default_cache() -> Path:
-    base = os.environ.get("RUNTIME_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "runtime")
-    return Path(base)
 
 
 DEV_CUTOFF = "2026-11-20"

@@ -17,6 +17,7 @@ if _ROOT not in sys.path:
 from rules import atomic, debian_lock, pip_lock, project, report  # noqa: E402
 from rules.cli import user_errors  # noqa: E402
 from rules.errors import UserError  # noqa: E402
+from rules.cache import default_cache  # noqa: E402
 
 
 @task(help={
@@ -67,7 +68,7 @@ def fetch(c, runtime=None):
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
-    cache = pip_lock.default_cache()
+    cache = default_cache()
     versions = pip_lock.airflow_versions(proj, runtime)
     # a lock that no longer matches its inputs names old sources: refuse it before any download
     pip_lock.check_all(proj, versions)
@@ -139,7 +140,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     releasing.check_patches(proj, plan)
     state = releasing.check_clean(root)
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
-    cache = pip_lock.default_cache()
+    cache = default_cache()
     with releasing.scratch_copy(root, cache) as copy:
         releasing.apply_edits(copy, plan)
         edited = project.load(copy)
@@ -206,7 +207,7 @@ def test(c, k=None, slow=True):
     if not slow:
         c.run(" ".join(args), pty=False)
         return
-    with dockerd.engine(pip_lock.default_cache()) as host:
+    with dockerd.engine(default_cache()) as host:
         c.run(" ".join(args), pty=False, env={"DOCKER_HOST": host})
 
 
@@ -234,7 +235,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
             raise UserError(f"--report-dir {kept} is a file, not a folder")
     failed = []
     with tempfile.TemporaryDirectory(prefix="runtime-test-image-") as tmp, \
-            dockerd.engine(pip_lock.default_cache()) as host:
+            dockerd.engine(default_cache()) as host:
         folder = kept or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         reports = {name: folder / f"acceptance-{name}.xml" for name in names}
@@ -271,7 +272,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
         raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
     line = proj.line(runtime)
     out = Path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
-    result = images.build(proj, runtime, flavors, out, pip_lock.default_cache())
+    result = images.build(proj, runtime, flavors, out, default_cache())
     report.image_summary(result)
     if load:
         from rules import docker_load
@@ -289,9 +290,9 @@ def pex(c, runtime="4.2", out=None):
 
     proj = project.load()
     out = Path(out) if out else Path(proj.root) / "out" / "pex"
-    path, digest = pex_build.build(proj, runtime, out, pip_lock.default_cache())
+    path, digest = pex_build.build(proj, runtime, out, default_cache())
     print(f"{path}  sha256:{digest}")
-    print(pex_build.run(proj, runtime, path, ["version"], pip_lock.default_cache()).strip())
+    print(pex_build.run(proj, runtime, path, ["version"], default_cache()).strip())
 
 
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
@@ -306,7 +307,7 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True):
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
     if image or logs:
-        with dockerd.engine(pip_lock.default_cache()) as host:
+        with dockerd.engine(default_cache()) as host:
             if image:
                 c.run("python tools/bench_image.py", pty=False, env={"DOCKER_HOST": host})
             if logs:

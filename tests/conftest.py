@@ -6,10 +6,11 @@ import subprocess
 
 import pytest
 
-from rules import image, pip_lock
+from rules import image
 from tests import services
 from tests.containers import FLAVOR_TAGS, LINE, RUNTIME
 from tests.fixtures import REPO, run_invoke
+from rules.cache import default_cache
 
 
 def _present(tags) -> set:
@@ -26,7 +27,7 @@ def images():
     proc = run_invoke(REPO, "fetch", "--runtime", LINE)
     assert proc.returncode == 0, proc.stderr
     # (a release's image-tests gate names its own folder, to compare what it tested)
-    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or pip_lock.default_cache() / "acceptance-out"
+    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
     proc = run_invoke(REPO, "image", "--runtime", LINE, "--load", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     yield {flavor: f"{image.REPO}:{tag}" for flavor, tag in FLAVOR_TAGS.items()}

@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from rules import pip_lock
 from tests import services
 from tests.containers import AIRFLOW, DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, wait_until
 from tests.platform_tokens import AUDIENCE, AUTH_ENV, ISSUER, mint
+from rules.cache import default_cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
-                                pip_lock.default_cache() / "artifacts")) / "security" / LINE
+                                default_cache() / "artifacts")) / "security" / LINE
 DAG_ID = "runtime_acceptance"
 SEED_RUN, SEED_DATE = "seed", "2022-06-01T00:00:00+00:00"
 ROLES = ("Viewer", "User", "Op", "Admin")

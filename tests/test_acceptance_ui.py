@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from rules import pip_lock
 from tests import services
 from tests.containers import AIRFLOW, DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container, http_json, \
     logs, wait_until
+from rules.cache import default_cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 ARTIFACTS = Path(os.environ.get("RUNTIME_TEST_ARTIFACTS",
-                                pip_lock.default_cache() / "artifacts")) / "ui" / LINE
+                                default_cache() / "artifacts")) / "ui" / LINE
 DAG_ID = "runtime_acceptance"
 ADMIN = ("admin", "runtime-ui-test")
 PASSWORD_LOGIN = {"RUNTIME_AUTH_PASSWORD_LOGIN": "true"}  # (tokens: test_acceptance_security)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rules import image, pip_lock, project
+from rules import image, project
 from tests.fixtures import REPO, invoke_argv, run_invoke
+from rules.cache import default_cache
 
 pytestmark = pytest.mark.slow
-DOWNLOADS = pip_lock.default_cache()
+DOWNLOADS = default_cache()
 VERSION = project.load(REPO).lines["4.2"].version
 TAGS = (VERSION, f"{VERSION}-base")
 FLOATING = ("4.2", "4.2-base")  # the same manifests as TAGS, in that order

@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 
-from rules import pex_build, pip_lock, project
+from rules import pex_build, project
 from tests.fixtures import REPO, run_invoke
+from rules.cache import default_cache
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_pex_is_reproducible_and_runs_airflow(tmp_path):
     proc = run_invoke(REPO, "fetch", "--runtime", "4.2")
     assert proc.returncode == 0, proc.stderr
-    proj, cache = project.load(REPO), pip_lock.default_cache()
+    proj, cache = project.load(REPO), default_cache()
     first, digest = pex_build.build(proj, "4.2", tmp_path / "one", cache)
     again, digest_again = pex_build.build(proj, "4.2", tmp_path / "two", cache)
     assert digest == digest_again and first.read_bytes() == again.read_bytes()

@@ -19,6 +19,7 @@ import pytest
 
 from rules import wheel_install, wheel_unpack
 from rules.errors import UserError
+from rules.cache import default_cache
 
 LAYOUT = {"site": "usr/local/lib/python3.9/dist-packages", "bin": "usr/local/bin",
           "data": "usr/local", "include": "usr/local/include/python3.9"}
@@ -172,11 +173,11 @@ def test_every_wheel_of_a_line_unpacks_as_installer_does(tmp_path):
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
-    from rules import image, pip_lock, project
+    from rules import image, project
     from tests.fixtures import REPO, run_invoke
 
     proj = project.load(REPO)
-    cache = pip_lock.default_cache()
+    cache = default_cache()
     fetched = run_invoke(REPO, "fetch", "--runtime", "4.2")  # (a no-op once fetched)
     assert fetched.returncode == 0, fetched.stderr
     wheels = image.wheels_for(proj, proj.lines["4.2"].airflow, image.Inputs(proj, cache, 0))

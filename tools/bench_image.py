@@ -26,9 +26,10 @@ sys.path.insert(0, str(REPO))
 
 from packaging.utils import parse_wheel_filename  # noqa: E402
 
-from rules import fetch, image, oci, pip_lock, project  # noqa: E402
+from rules import fetch, image, oci, project  # noqa: E402
+from rules.cache import default_cache  # noqa: E402
 
-DOWNLOADS = pip_lock.default_cache()
+DOWNLOADS = default_cache()
 LINE = "4.2"
 ROUNDS = 3  # cold builds of each kind, alternating
 DOCKERFILE_IMAGE = "runtime-bench:dockerfile"

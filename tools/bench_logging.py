@@ -18,18 +18,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.services import S3Server, free_port  # noqa: E402
+from rules.cache import default_cache  # noqa: E402
 
 LINE, LINES, ROUNDS = "4.2", 100_000, 9
 
 
 def image_tag() -> str:
-    from rules import docker_load, image, pip_lock, project
+    from rules import docker_load, image, project
 
     proj = project.load(REPO)
     tag = f"{image.REPO}:{proj.line(LINE).version}-base"
     if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode:
         with tempfile.TemporaryDirectory() as out:
-            image.build(proj, LINE, ("base",), Path(out), pip_lock.default_cache())
+            image.build(proj, LINE, ("base",), Path(out), default_cache())
             docker_load.load(Path(out))
     return tag
 
