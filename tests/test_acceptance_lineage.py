@@ -104,6 +104,8 @@ def runs(images, postgres_server):
         logs.mkdir()
         logs.chmod(0o777)  # the astro user (uid 50000) writes there
         env = {**QUIET_AIRFLOW, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+               # the backfill's loop checks its tasks every heartbeat (default 5 s)
+               "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
                "AIRFLOW__CORE__SQL_ALCHEMY_CONN": pg.url(meta),
                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/logs",
                "AIRFLOW_CONN_LINEAGE_PG": pg.url(data, driver="postgres"),
