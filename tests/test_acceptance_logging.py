@@ -327,8 +327,8 @@ proc = subprocess.run(["airflow", "tasks", "run", "--local", "--ignore-all-depen
 print("try-ended-at", time.time(), proc.returncode)
 """
 # the supervising process's record of the task's end, in the try's log (UTC)
-TASK_EXITED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*Task exited with return code",
-                         re.M)
+TASK_EXITED = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
+                         r".*Task exited with return code", re.M)
 STORE_TIMEOUT = 5.0  # the store client's connect and read timeouts (store.py)
 
 
