@@ -250,3 +250,15 @@ def wait_for(predicate, timeout=30):
     while not predicate():
         assert time.monotonic() < deadline, "not within the time"
         time.sleep(0.05)
+
+
+def test_the_scan_removes_old_temp_files_of_killed_saves(s3, tmp_path):
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    old, fresh = folder / f"{'a' * 32}.json.1-2.tmp", folder / f"{'b' * 32}.json.3-4.tmp"
+    old.touch()
+    fresh.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert Recovery(str(folder), store_for(s3), 10).scan() == 0
+    assert os.listdir(folder) == [fresh.name]  # (a save may be under way in another process)
