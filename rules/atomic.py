@@ -26,10 +26,35 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_all(files: dict) -> None:
-    """Write each path -> text of ``files``, each file whole (a set of results made first,
-    so a failure while making them wrote nothing)."""
-    for path, text in files.items():
-        write_text(path, text)
+    """Write each path -> text of ``files`` as one change as far as a file system allows: every
+    file is first written whole beside its target, and only when all are written are they
+    renamed into place, so a failure (a folder that cannot be made, a full disk) changes
+    nothing and says which file, in one line."""
+    from rules.errors import UserError
+
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            path = Path(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                           dir=path.parent)
+                staged.append((tmp, path))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644)
+            except OSError as e:
+                raise UserError(f"cannot write {path} ({e.strerror or e}); no file was "
+                                f"changed") from None
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        staged.clear()
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

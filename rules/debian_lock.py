@@ -169,7 +169,16 @@ def load(project: Project) -> dict:
     path = Path(project.root) / project.debian.lock
     if not path.exists():
         raise StaleLockError(f"{project.debian.lock} is missing; run `invoke lock`")
-    return json.loads(path.read_text())
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{project.debian.lock}:{e.lineno}:{e.colno}: {e.msg}; run `invoke "
+                        f"lock` to write it again") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{project.debian.lock}: cannot be read ({e})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{project.debian.lock}: not a Debian lock; run `invoke lock`")
+    return document
 
 
 def check(project: Project) -> None:

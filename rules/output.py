@@ -29,8 +29,9 @@ def is_image_layout(path: Path) -> bool:
         names = {p.name for p in path.iterdir()}
         if "oci-layout" not in names or not names <= LAYOUT_ENTRIES:
             return False
-        if not (path / "oci-layout").is_file() or (path / "oci-layout").is_symlink():
-            return False
+        for name in names - {"blobs"}:  # oci-layout, index.json, manifest.json: plain files
+            if not (path / name).is_file() or (path / name).is_symlink():
+                return False
         blobs = path / "blobs"
         if blobs.exists():
             if blobs.is_symlink() or {p.name for p in blobs.iterdir()} - {"sha256"}:
@@ -101,24 +102,61 @@ def check_file(path: Path, recognise: Callable[[Path], bool], what: str,
 
 
 def work_folder(out: Path) -> Path:
-    """A new empty folder beside ``out`` (same file system, so the final rename is atomic)."""
+    """A new empty folder beside ``out`` (same file system, so the final rename is atomic),
+    with the mode a folder made by the user's umask would have (mkdtemp's is 0700)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)
+    return work
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE, Linux 3.15+); False where the
+    file system or libc cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    return False
 
 
 def publish_folder(work: Path, out: Path, recognise: Callable[[Path], bool], what: str) -> None:
-    """Rename the finished ``work`` folder to ``out``, replacing an earlier output there only
-    if ``recognise`` accepts it (checked again now). Two builds may publish the same folder at
-    once: the last one wins, and each sees a whole layout."""
+    """Put the finished ``work`` folder at ``out``, replacing an earlier output there only if
+    ``recognise`` accepts it. The earlier output is swapped out in one step (so a reader always
+    finds a whole layout) and checked again once it is out of the way: if the user put anything
+    into it meanwhile, it is swapped back and the build refused. Two builds may publish the
+    same folder at once: the last one wins."""
     for attempt in range(5):
         try:
             check_folder(out, recognise, what)
             if out.exists() and any(out.iterdir()):
-                aside = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
-                os.rename(out, aside / "old")
-                shutil.rmtree(aside, ignore_errors=True)
+                if _exchange(work, out):
+                    old = work  # the earlier output, now at the work folder's name
+                else:
+                    old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+                    os.rename(out, old / "old")
+                    os.rename(work, out)
+                    old = old / "old"
+                if not recognise(old):  # something was added since the check: put it back
+                    if not _exchange(old, out):
+                        shutil.rmtree(out)
+                        os.rename(old, out)
+                    raise UserError(f"refused: --out {out} changed while the build ran and is "
+                                    f"no longer {what} written by this build; nothing was "
+                                    f"changed: remove it or choose another --out")
+                shutil.rmtree(old.parent if old.name == "old" else old, ignore_errors=True)
+                return
             os.rename(work, out)
             return
+        except UserError:
+            raise
         except OSError:  # another build renamed it first: look again
             if attempt == 4:
                 raise

@@ -38,7 +38,7 @@ class RuleError(Exception):
 
 def evaluate(path: Path, display_name: str, functions: Mapping[str, Callable]) -> None:
     """Run the file at ``path`` with ``functions`` as its only non-standard globals."""
-    source = Path(path).read_text(encoding="utf-8")
+    source = _read(Path(path), display_name)
     try:
         ast = starlark.parse(display_name, source)
     except starlark.StarlarkError as e:
@@ -66,16 +66,34 @@ def evaluate(path: Path, display_name: str, functions: Mapping[str, Callable]) -
         raise KeyboardInterrupt
 
 
+def _read(path: Path, name: str) -> str:
+    """The file's text; a FIFO, a folder or bytes that are not UTF-8 are errors, not a hang or
+    a traceback."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise BuildFileError(name, 1, 1, "not a regular file")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BuildFileError(name, 1, 1, f"not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise BuildFileError(name, 1, 1, f"cannot be read ({e.strerror})") from None
+
+
+_SECONDS = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*")
+MAX_TIMEOUT = 86400.0
+
+
 def _timeout() -> float:
     raw = os.environ.get("RUNTIME_EVAL_TIMEOUT", "")
     if not raw:
         return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise UserError(f"RUNTIME_EVAL_TIMEOUT={raw!r}: expected a number of seconds above 0")
+    value = float(raw) if _SECONDS.fullmatch(raw) else -1.0
+    if not 0.01 <= value <= MAX_TIMEOUT:
+        raise UserError(f"RUNTIME_EVAL_TIMEOUT={raw!r}: expected a number of seconds from 0.01 "
+                        f"to {MAX_TIMEOUT:g}")
     return value
 
 

@@ -3,6 +3,7 @@
 Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
 """
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ from rules import atomic, debian_lock, pip_lock, project, report  # noqa: E402
 from rules.cli import user_errors  # noqa: E402
 from rules.errors import UserError  # noqa: E402
 from rules.cache import default_cache  # noqa: E402
+
+
+def _user_path(path: str) -> Path:
+    """A path the user typed: relative to the folder `./dev` was started from (it runs the
+    tasks from the checkout), else to this process's working folder."""
+    return Path(os.environ.get("RUNTIME_CALLER_DIR") or ".", path)
 
 
 @task(help={
@@ -46,8 +53,7 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
         with report.status("locking Debian packages"):
             results.append(debian_lock.prepare(proj))
     # every lock resolved: only now is anything written (a failed lock changes no file)
-    for result in results:
-        atomic.write_all(result.files)
+    atomic.write_all({path: text for r in results for path, text in r.files.items()})
     report.table("locks", ("file", "action", "packages", "time"),
                  [(r.path, r.action, str(r.packages), f"{r.seconds:.1f}s") for r in results])
 
@@ -135,8 +141,8 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     today = date.today()
     plan = releasing.plan(proj, runtime, bump, lts, today)
     # a release never replaces anything: the folder must be new or empty
-    final = output.check_folder(Path(out) if out else root / "out" / f"release-{plan.version}",
-                                lambda _: False, "a folder of released images")
+    final = _user_path(out) if out else root / "out" / f"release-{plan.version}"
+    final = output.check_folder(final, lambda _: False, "a folder of released images")
     releasing.check_patches(proj, plan)
     state = releasing.check_clean(root)
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
@@ -230,7 +236,9 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
         proj.line(name)  # an unknown line fails here, listing the known ones
     kept = None
     if report_dir:  # a folder, maybe the user's: only our report files are written in it
-        kept = output.check_parent(Path(report_dir), "--report-dir")
+        kept = output.check_parent(_user_path(report_dir), "--report-dir")
+        if kept.is_symlink() and not kept.exists():
+            raise UserError(f"--report-dir {kept} is a symbolic link to nothing")
         if kept.exists() and not kept.is_dir():
             raise UserError(f"--report-dir {kept} is a file, not a folder")
     failed = []
@@ -240,7 +248,8 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
         folder.mkdir(parents=True, exist_ok=True)
         reports = {name: folder / f"acceptance-{name}.xml" for name in names}
         for name in names:
-            args = f"python -m pytest -ra -m acceptance --junitxml={reports[name]}"
+            args = ("python -m pytest -ra -m acceptance "
+                    f"--junitxml={shlex.quote(str(reports[name]))}")
             if k:
                 args += f" -k {shlex.quote(k)}"
             run = c.run(args, pty=False, warn=True,
@@ -271,7 +280,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
     if any(f not in images.FLAVORS for f in flavors):
         raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
     line = proj.line(runtime)
-    out = Path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
+    out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
     result = images.build(proj, runtime, flavors, out, default_cache())
     report.image_summary(result)
     if load:
@@ -289,7 +298,7 @@ def pex(c, runtime="4.2", out=None):
     from rules import pex_build
 
     proj = project.load()
-    out = Path(out) if out else Path(proj.root) / "out" / "pex"
+    out = _user_path(out) if out else Path(proj.root) / "out" / "pex"
     path, digest = pex_build.build(proj, runtime, out, default_cache())
     print(f"{path}  sha256:{digest}")
     print(pex_build.run(proj, runtime, path, ["version"], default_cache()).strip())

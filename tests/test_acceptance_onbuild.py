@@ -157,14 +157,17 @@ def test_the_guard_reads_included_files_as_pip_does(images, tmp_path):
         "apache-airflow-providers-http  # a provider is fine\n-r more.txt\n")
     (tmp_path / "requirements" / "more.txt").write_text(
         f"# pinned by the team\napache-airflow @ file:///wheels/apache_airflow-{OTHER_AIRFLOW}"
-        f"-py3-none-any.whl\napache-airflow==1.10.15 ; python_version < '3'\n")
+        f"-py3-none-any.whl\napache-airflow==1.10.15 ; python_version < '3'\n"
+        f"https://example.invalid/dist/apache-airflow-{OTHER_AIRFLOW}.tar.gz\n")
     proc = docker_run(images["base"], "runtime-install-requirements", "requirements.txt",
                       volumes={str(tmp_path): "/project:ro"}, workdir="/project")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     problems = [line.strip() for line in proc.stderr.splitlines()[1:]]
     assert problems == ["requirements/more.txt:2: apache-airflow @ file:///wheels/"
-                        f"apache_airflow-{OTHER_AIRFLOW}-py3-none-any.whl"], proc.stderr
+                        f"apache_airflow-{OTHER_AIRFLOW}-py3-none-any.whl",
+                        "requirements/more.txt:4: https://example.invalid/dist/"
+                        f"apache-airflow-{OTHER_AIRFLOW}.tar.gz"], proc.stderr
 
 
 def test_the_base_flavor_has_no_onbuild_triggers(images, tag, tmp_path):

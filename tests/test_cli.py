@@ -142,7 +142,8 @@ def test_ctrl_c_stops_a_long_evaluation_with_130(repo_copy):
     assert err.strip() == "interrupted"
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "inf", "nan", "1e400", "1_0", "１０",
+                                   "1e-300"])
 def test_a_bad_eval_budget_is_named(repo_copy, value):
     proc = run_invoke(repo_copy, "lines", env={"RUNTIME_EVAL_TIMEOUT": value})
     assert_clean_error(proc, 2)
@@ -197,3 +198,58 @@ def test_fetch_refuses_a_stale_lock_before_any_download(repo_copy, tmp_path, edi
     assert_clean_error(proc, 1)
     assert stale in proc.stderr and "invoke lock" in proc.stderr, proc.stderr
     assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_lock_that_cannot_be_written_changes_no_file(tmp_path):
+    from tests.fixtures import make_wheel
+
+    root = make_project(tmp_path / "p")
+    assert run_invoke(root, "lock", "--no-debian").returncode == 0
+    # a second Airflow version whose lock must go where a file blocks the folder
+    (root / "blocker").write_text("a file, not a folder\n")
+    workspace = root / "WORKSPACE"
+    workspace.write_text(workspace.read_text() + (
+        'python_lock(\n    name = "airflow-2.2.9",\n    airflow = "2.2.9",\n'
+        '    lock = "blocker/constraints-2.2.9.txt",\n'
+        '    requirements_in = "constraints/requirements-2.2.9.in",\n'
+        '    index_url = "",\n    find_links = ["wheels"],\n)\n'))
+    build = root / "BUILD"
+    build.write_text(build.read_text() + build.read_text().replace('"4.2"', '"4.3"')
+                     .replace('"4.2.0"', '"4.3.0"').replace('"2.2.4"', '"2.2.9"'))
+    support = root / "runtime" / "support.json"
+    support.write_text(support.read_text().replace(
+        '"4.2": {', '"4.3": {"lts": false, "supported_until": "2030-01-01"}, "4.2": {'))
+    make_wheel(root / "wheels", "apache-airflow", "2.2.9", requires=["fakedep>=1"],
+               extras={"amazon": ["apache-airflow-providers-amazon"]})
+    providers = root / "providers" / "BUILD"  # 2.2.4's lock must move too
+    providers.write_text(providers.read_text().replace('"otherdep"', '"otherdep", "fakedep"'))
+    before = _files(root)
+    proc = run_invoke(root, "lock", "--no-debian")
+    assert_clean_error(proc, 2)
+    assert "blocker/constraints-2.2.9.txt" in proc.stderr and "no file was changed" in \
+        proc.stderr, proc.stderr
+    assert _files(root) == before
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not a regular file"),  # a FIFO: reading it would block for ever
+    (b"runtime_line(\xff\xfe)\n", "not UTF-8 text"),
+])
+def test_a_build_file_that_is_not_text_is_one_line(repo_copy, content, message):
+    build = repo_copy / "providers" / "BUILD"
+    build.unlink()
+    if content is None:
+        os.mkfifo(build)
+    else:
+        build.write_bytes(content)
+    proc = run_invoke(repo_copy, "lines", timeout=60)
+    assert_clean_error(proc, 2)
+    assert f"providers/BUILD:1:1: {message}" in proc.stderr, proc.stderr
+
+
+def test_a_broken_debian_lock_is_one_line(repo_copy):
+    lock = repo_copy / "constraints" / "debian-bullseye.lock.json"
+    lock.write_text("{broken\n")
+    proc = run_invoke(repo_copy, "lock", "--check")
+    assert_clean_error(proc, 2)
+    assert "constraints/debian-bullseye.lock.json:1:2:" in proc.stderr, proc.stderr

@@ -148,3 +148,61 @@ def test_a_symlinked_out_is_refused(tmp_path):
     os.symlink(real, tmp_path / "link")
     with pytest.raises(UserError, match="symbolic link"):
         output.check_folder(tmp_path / "link", output.is_image_layout, "a layout")
+
+
+def test_a_layout_whose_index_is_a_folder_is_not_ours(tmp_path):
+    layout = earlier_layout(tmp_path / "layout")
+    (layout / "index.json").unlink()
+    (layout / "index.json").mkdir()
+    (layout / "index.json" / "thesis.txt").write_text("precious")
+    assert not output.is_image_layout(layout)
+    with pytest.raises(UserError, match="refused"):
+        output.check_folder(layout, output.is_image_layout, "a layout")
+
+
+def test_a_file_added_to_an_earlier_layout_at_the_last_moment_is_kept(tmp_path):
+    out = earlier_layout(tmp_path / "out")
+    work = output.work_folder(out)
+    (work / "oci-layout").write_text("new")
+    calls = []
+
+    def recognise(path):  # the user writes into the folder just after the last check
+        calls.append(path)
+        ours = output.is_image_layout(path)
+        if len(calls) == 1:
+            (out / "user.txt").write_text("mine")
+        return ours
+
+    with pytest.raises(UserError, match="changed while the build ran"):
+        output.publish_folder(work, out, recognise, "a layout")
+    assert (out / "user.txt").read_text() == "mine" and (out / "blobs").is_dir()
+
+
+def test_a_published_folder_has_the_umasks_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        work = output.work_folder(tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert work.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_report_dir_that_links_to_nothing_is_one_line(tmp_path):
+    os.symlink(tmp_path / "nowhere", tmp_path / "reports")
+    proc = run_invoke(REPO, "test-image", "--runtime", LINE, "--report-dir",
+                      str(tmp_path / "reports"))
+    assert_one_line_error(proc, "symbolic link to nothing")
+
+
+@pytest.mark.slow
+def test_a_report_dir_is_one_argument_never_shell(tmp_path):
+    """(needs a Docker engine: the task starts one before it runs pytest)"""
+    keep = tmp_path / "keep"
+    keep.write_text("mine\n")
+    for name in ("keep x", "rd;touch PWNED;echo"):
+        proc = run_invoke(REPO, "test-image", "--runtime", LINE, "-k", "no_such_check",
+                          "--report-dir", name, env={"RUNTIME_CALLER_DIR": str(tmp_path)})
+        assert "Traceback" not in proc.stderr, proc.stderr
+    assert keep.read_text() == "mine\n"
+    assert not (tmp_path / "PWNED").exists() and not (REPO / "PWNED").exists()
+    assert (tmp_path / "keep x").is_dir() and (tmp_path / "rd;touch PWNED;echo").is_dir()

@@ -36,18 +36,35 @@ def refused(path):
             if not line.is_requirement:
                 continue
             req = install_req_from_parsed_requirement(handle_requirement_line(line))
-            if req.name and canonicalize_name(req.name) == AIRFLOW and req.match_markers():
+            if _names_airflow(req, canonicalize_name) and req.match_markers():
                 problems.append(f"{line.filename}:{line.lineno}: {line.requirement}")
     return problems
 
 
-def main(path="requirements.txt"):
+def _names_airflow(req, canonicalize_name) -> bool:
+    """The requirement's name, or for a bare URL (no `name @`, no `#egg=`) the name its file
+    name gives (`.../apache-airflow-2.2.3.tar.gz`): pip learns it only after downloading."""
+    if req.name:
+        return canonicalize_name(req.name) == AIRFLOW
+    if req.link is None:
+        return False
+    from pip._vendor.packaging.utils import (InvalidSdistFilename, InvalidWheelFilename,
+                                             parse_sdist_filename, parse_wheel_filename)
+
+    filename = req.link.filename
     try:
-        os.stat(path)
-    except FileNotFoundError:  # (an unreadable file is an error below, not "no file")
+        if filename.endswith(".whl"):
+            name = parse_wheel_filename(filename)[0]
+        else:
+            name = parse_sdist_filename(filename)[0]
+    except (InvalidSdistFilename, InvalidWheelFilename, ValueError):
+        return False
+    return canonicalize_name(name) == AIRFLOW
+
+
+def main(path="requirements.txt"):
+    if not os.path.lexists(path):  # no requirements.txt: nothing to install
         return 0
-    except OSError:
-        pass
     try:
         problems = refused(path)
     except Exception as e:  # noqa: BLE001 - pip's own parse errors, said in one line
