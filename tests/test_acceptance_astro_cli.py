@@ -7,7 +7,7 @@ inside the image.
 The facts come from astronomer/astro-cli v1.45.0 (commit 1e725a3c, 2026-08-13):
 - airflow/include/airflow2/composeyml.go.tmpl, the compose file of Airflow 2 images: services
   postgres, scheduler, webserver and (TriggererEnabled) triggerer, each `user: astro`,
-  `restart: unless-stopped`, the environment below (COMPOSE_ENV), `dags/`, `plugins/`,
+  `restart: unless-stopped`, the environment of compose_env below, `dags/`, `plugins/`,
   `include/` (and, but for the triggerer, `tests/`) of the project mounted under
   /usr/local/airflow with the label `:z`, and the named volume `airflow_logs` on
   /usr/local/airflow/logs (config `duplicate_volumes`, true by default); the scheduler's command
@@ -24,14 +24,17 @@ The facts come from astronomer/astro-cli v1.45.0 (commit 1e725a3c, 2026-08-13):
   `docker start -a`, the container's exit code;
 - the DAG-integrity test is the one `astro dev init` wrote in tests/dags/test_dag_integrity.py
   (airflow/include/dagintegritytest.go of v1.5.0), plus a check of the DAG's tasks.
-The compose services are the same in v1.5.0 (2022-08-30), the CLI of these lines' time (its
-environment had no AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, SECRET_KEY or EXPOSE_CONFIG, and its
-pytest ran as a compose service mounting the folders instead of copying them).
+The compose services are the same in v1.5.0 (2022-08-30), the CLI of these lines' time, but
+for details: its environment had no AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, SECRET_KEY or
+EXPOSE_CONFIG, the scheduler mounted dags/ read-only (`:ro`), the webserver had a healthcheck
+(`curl --fail http://webserver:8080/health`), and `astro dev pytest` ran `pytest tests/` as a
+compose service mounting the folders instead of copying them.
 
 What this machine changes: containers run on the host network, so `postgres` is the test's
-server on 127.0.0.1 (a database of its own, trust auth), the webserver listens on a free port
-of 127.0.0.1 instead of being published on 8080, the task log server takes a free port, and the
-pytest container has --network none.
+server on 127.0.0.1 (a database of its own, where the CLI's URL names none; trust auth, so the
+password postgres is not checked), the webserver listens on a free port of 127.0.0.1 instead
+of being published on 8080, the task log server takes a free port, and the pytest container has
+--network none.
 """
 
 import json
