@@ -123,7 +123,8 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
     digest = inputs_digest(source)
     if path.exists():
         try:
-            if json.loads(path.read_text())["inputs_sha256"] == digest:
+            recorded = json.loads(path.read_text())
+            if recorded["inputs_sha256"] == digest and packages_intact(recorded):
                 count = len(json.loads(path.read_text())["packages"])
                 return DebianLockResult(source.lock, "unchanged", count,
                                         time.monotonic() - started, {})
@@ -157,12 +158,23 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
             "depends": closure[name],
         })
     document = {"lock_version": LOCK_VERSION, "inputs_sha256": digest,
+                "packages_sha256": packages_digest(packages),
                 "inputs": inputs(source), "packages": packages}
     text = json.dumps(document, indent=2, sort_keys=False) + "\n"
     old = path.read_text() if path.exists() else None
     action = "unchanged" if text == old else ("rewritten" if old else "written")
     return DebianLockResult(source.lock, action, len(packages), time.monotonic() - started,
                             {} if text == old else {path: text})
+
+
+def packages_digest(packages: list) -> str:
+    canonical = json.dumps(packages, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def packages_intact(document: dict) -> bool:
+    """Whether the packages are the ones `invoke lock` wrote (a hand edit makes the lock stale)."""
+    return document.get("packages_sha256") == packages_digest(document.get("packages"))
 
 
 def load(project: Project) -> dict:
@@ -183,6 +195,9 @@ def load(project: Project) -> dict:
 
 def check(project: Project) -> None:
     document = load(project)
+    if not packages_intact(document):
+        raise StaleLockError(f"stale Debian lock: {project.debian.lock}'s packages are not the "
+                             f"ones `invoke lock` wrote (edited by hand?); run `invoke lock`")
     if document.get("inputs_sha256") == inputs_digest(project.debian):
         return
     import difflib

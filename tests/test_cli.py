@@ -1,6 +1,7 @@
 """The invoke front end as a user meets it: exit codes, one-line errors, no tracebacks."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -253,3 +254,25 @@ def test_a_broken_debian_lock_is_one_line(repo_copy):
     proc = run_invoke(repo_copy, "lock", "--check")
     assert_clean_error(proc, 2)
     assert "constraints/debian-bullseye.lock.json:1:2:" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("name, edit, stale", [
+    ("constraints/constraints-2.2.4.txt", lambda t: re.sub(r"\naiofiles==\S+", "\naiofiles==0.7.0",
+                                                           t, count=1), "edited by hand"),
+    ("constraints/debian-bullseye.lock.json",
+     lambda t: t.replace('"name": "adduser",\n      "version": "', '"name": "adduser",\n'
+                         '      "version": "9', 1), "edited by hand"),
+])
+def test_a_lock_edited_by_hand_is_stale_and_fetch_refuses_it(repo_copy, tmp_path, name, edit,
+                                                             stale):
+    path = repo_copy / name
+    edited = edit(path.read_text())
+    assert edited != path.read_text()
+    path.write_text(edited)
+    proc = run_invoke(repo_copy, "lock", "--check")
+    assert_clean_error(proc, 1)
+    assert stale in proc.stderr, proc.stderr
+    cache = tmp_path / "cache"
+    proc = run_invoke(repo_copy, "fetch", env={"RUNTIME_CACHE": str(cache)}, timeout=300)
+    assert_clean_error(proc, 1)
+    assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
