@@ -34,6 +34,7 @@ from rules.model import Project, RuntimeLine
 # In every action key: bump the number when a layer recipe changes; the layer format (the
 # compressor and its version) changes the keys by itself.
 RECIPE = (1, layer.FORMAT)
+CONFIG_RECIPE = 2  # the config layer's own: 2 added AIRFLOW_HOME/logs
 REPO = "runtime"
 AIRFLOW_HOME = "/usr/local/airflow"
 SHARE = "usr/local/share/runtime"
@@ -274,7 +275,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
         # Keyed by what the files are made from (the root's key, not the root itself), so that
         # a rebuild with every layer cached never needs the Debian root.
         lock_text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
-        step("config", action_cache.key("config", RECIPE, line.source_date_epoch,
+        step("config", action_cache.key("config", RECIPE, CONFIG_RECIPE, line.source_date_epoch,
                                         inputs.rootfs_key, _version_metadata(project, line),
                                         hashlib.sha256(lock_text.encode()).hexdigest()),
              lambda: _config_layer(_config_files(project, line, lock_text, inputs), cache,
@@ -492,16 +493,20 @@ def _config_files(project: Project, line: RuntimeLine, lock_text: str,
 
 def _config_layer(files: dict[str, bytes], cache: Path, epoch: int) -> layer.Layer:
     with tempfile.TemporaryDirectory(prefix="runtime-config-") as tmp:
-        entries: dict[str, Path | None] = {AIRFLOW_HOME.strip("/"): None}
+        home = AIRFLOW_HOME.strip("/")
+        # logs/ exists, astro's: a volume mounted there (the Astro CLI's airflow_logs) starts
+        # with its owner and mode, so Airflow can write its logs
+        entries: dict[str, Path | None] = {home: None, f"{home}/logs": None}
         for name, data in files.items():
             path = Path(tmp) / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             entries[name] = path
-        home = AIRFLOW_HOME.strip("/")
+        owned = {home, f"{home}/logs"}
         return layer.write_entries(
             entries, cache, epoch, normalize_modes=True,
-            owner=lambda n: (ASTRO_UID, 0) if n == home else (0, 0), modes={home: 0o775})
+            owner=lambda n: (ASTRO_UID, 0) if n in owned else (0, 0),
+            modes=dict.fromkeys(owned, 0o775))
 
 
 def revision(project: Project) -> str:
