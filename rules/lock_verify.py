@@ -28,7 +28,7 @@ step pip;     /opt/venv/bin/pip install --no-input -q --require-hashes -r /tmp/p
 step install; /opt/venv/bin/pip install --no-input -q --require-hashes -r /tmp/lock.txt
 step check;   /opt/venv/bin/pip check
 step version; echo "@@airflow $(/opt/venv/bin/airflow version 2>/dev/null | tail -n 1)"
-step dbinit;  /opt/venv/bin/airflow db init >/tmp/dbinit.log 2>&1 \\
+step dbinit;  /opt/venv/bin/airflow db init >/tmp/dbinit.log 2>&1 \
   || { tail -n 40 /tmp/dbinit.log; exit 1; }
 step done
 """

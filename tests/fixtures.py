@@ -113,6 +113,8 @@ def run_invoke(cwd: Path, *args: str, timeout: int = 1200, env: dict | None = No
                umask: int | None = None, prefix: tuple = ()) -> subprocess.CompletedProcess:
     """Run the project's invoke tasks from ``cwd`` as a user would (a separate process)."""
     full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    if "RUNTIME_CALLER_DIR" not in (env or {}):  # (./dev's, when the suite runs under it)
+        full_env.pop("RUNTIME_CALLER_DIR", None)
     return subprocess.run([*prefix, *invoke_argv(*args)], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
