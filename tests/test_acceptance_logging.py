@@ -363,13 +363,16 @@ def test_a_hung_store_delays_a_try_exit_by_one_bounded_wait(deployment, tmp_path
                       json={"dag_run_id": f"timed-{store}",
                             "execution_date": f"2022-02-0{day}T00:00:00+00:00"})
             assert r.status_code == 200, r.text
-            proc = docker_run(d.img, "python3.9", "-c", TIMED_TRY, f"timed-{store}",
+            # (by execution date: Airflow 2.1 takes no run id here)
+            proc = docker_run(d.img, "python3.9", "-c", TIMED_TRY,
+                              f"2022-02-0{day}T00:00:00+00:00",
                               network="host", env=env, volumes=volumes)
             figures = [line.split() for line in proc.stdout.splitlines()
                        if line.startswith("try-ended-at")]
             assert figures and figures[0][2] == "0", proc.stdout[-2000:] + proc.stderr[-3000:]
             log, = [p for p in (tmp_path / "logs").rglob("*.log")
-                    if f"2022-02-0{day}" in p.as_posix()]
+                    if f"2022-02-0{day}" in p.as_posix()  # (2.3: the run id names it)
+                    or f"run_id=timed-{store}/" in p.as_posix()]
             exited = TASK_EXITED.findall(log.read_text())
             assert exited, log.read_text()[-3000:]
             task_end = datetime.strptime(exited[-1] + "+0000", "%Y-%m-%d %H:%M:%S,%f%z")
