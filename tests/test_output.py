@@ -63,11 +63,12 @@ def test_image_out_on_the_working_directory_is_refused(tmp_path):
     assert snapshot(copy) == before
 
 
+@pytest.mark.parametrize("task", ["image", "pex", "release"])
 @pytest.mark.parametrize("suffix", ["", "/sub"])
-def test_image_out_on_a_file_is_one_line_and_changes_nothing(tmp_path, suffix):
+def test_out_on_a_file_is_one_line_and_changes_nothing(tmp_path, task, suffix):
     target = tmp_path / "file"
     target.write_text("keep\n")
-    proc = run_invoke(REPO, "image", "--runtime", LINE, "--out", f"{target}{suffix}")
+    proc = run_invoke(REPO, task, "--runtime", LINE, "--out", f"{target}{suffix}")
     assert_one_line_error(proc, "is a file")
     assert target.read_text() == "keep\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
@@ -82,22 +83,6 @@ def test_pex_out_refuses_to_overwrite_a_file_that_is_not_a_pex(tmp_path):
     proc = run_invoke(REPO, "pex", "--runtime", LINE, "--out", str(tmp_path))
     assert_one_line_error(proc, "refused", mine.name)
     assert mine.read_text() == "my own script\n"
-
-
-def test_pex_out_on_a_file_is_one_line(tmp_path):
-    target = tmp_path / "file"
-    target.write_text("keep\n")
-    proc = run_invoke(REPO, "pex", "--runtime", LINE, "--out", str(target))
-    assert_one_line_error(proc, "is a file")
-    assert target.read_text() == "keep\n"
-
-
-def test_release_out_on_a_file_is_one_line(tmp_path):
-    target = tmp_path / "file"
-    target.write_text("keep\n")
-    proc = run_invoke(REPO, "release", "--runtime", LINE, "--out", str(target))
-    assert_one_line_error(proc, "is a file")
-    assert target.read_text() == "keep\n"
 
 
 def test_an_earlier_layout_is_recognised_and_a_mixed_one_is_not(tmp_path):
