@@ -5,8 +5,8 @@ import tempfile
 from pathlib import Path
 
 
-def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path = Path(path)
+def _stage(path: Path, data: bytes, mode: int) -> str:
+    """``data`` written whole (fsync'd) to a new temp file beside ``path``; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -15,6 +15,16 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path = Path(path)
+    tmp = _stage(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -37,15 +47,7 @@ def write_all(files: dict) -> None:
         for path, text in files.items():
             path = Path(path)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                           dir=path.parent)
-                staged.append((tmp, path))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(text.encode("utf-8"))
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o644)
+                staged.append((_stage(path, text.encode("utf-8"), 0o644), path))
             except OSError as e:
                 raise UserError(f"cannot write {path} ({e.strerror or e}); no file was "
                                 f"changed") from None
