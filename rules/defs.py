@@ -1,7 +1,7 @@
 """The public face: the only functions WORKSPACE and BUILD files can call.
 
 Each function validates its fields and records a target in a ``Collector``; cross-target checks
-(labels that resolve, lines that agree on their lock) happen in ``rules.project``.
+(labels that resolve, lines that agree on their lock) happen in ``rules.load.project``.
 """
 
 import re
@@ -10,9 +10,9 @@ from datetime import date
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.requirements import InvalidRequirement, Requirement
 
-from rules import model
-from rules.schema import Field, validate
-from rules.starlark_eval import RuleError
+from rules.load import model
+from rules.load.schema import Field, validate
+from rules.load.starlark_eval import RuleError
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 

@@ -15,10 +15,12 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from rules import atomic, debian_lock, pip_lock, project, report  # noqa: E402
-from rules.cli import user_errors  # noqa: E402
-from rules.errors import UserError  # noqa: E402
-from rules.cache import default_cache  # noqa: E402
+from rules.common import atomic, report  # noqa: E402
+from rules.load import project  # noqa: E402
+from rules.lock import debian_lock, pip_lock  # noqa: E402
+from rules.common.cli import user_errors  # noqa: E402
+from rules.common.errors import UserError  # noqa: E402
+from rules.common.cache import default_cache  # noqa: E402
 
 
 def _user_path(path: str) -> Path:
@@ -69,7 +71,7 @@ def lock_dev(c):
 @user_errors
 def fetch(c, runtime=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
-    from rules import fetch as fetching
+    from rules.fetch import locked_inputs as fetching
     from tasks import system_deps
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
@@ -95,8 +97,8 @@ def lines(c):
     """Print the Runtime lines: Airflow, latest version, LTS and support (runtime/support.json),
     and the digest of the latest release (runtime/releases). An Airflow that BUILD would change
     in the line's next release shows as "next"."""
-    from rules import release as releasing
-    from rules import support
+    from rules.release import releases as releasing
+    from rules.release import support
 
     proj = project.load()
     policy = support.load(proj.root)
@@ -131,9 +133,10 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     import shutil
     from datetime import date
 
-    from rules import image, output
+    from rules.common import output
+    from rules.image import build as image
     from tasks import dockerd, system_deps
-    from rules import release as releasing
+    from rules.release import releases as releasing
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
@@ -187,7 +190,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
 @user_errors
 def verify_lock(c, runtime=None):
     """Install each lock into bullseye's python3.9 (network) and run Airflow from it."""
-    from rules import lock_verify
+    from rules.lock import lock_verify
 
     proj = project.load()
     for airflow in pip_lock.airflow_versions(proj, runtime):
@@ -226,7 +229,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
     PostgreSQL and Redis; prints a check × line table."""
     import tempfile
 
-    from rules import output
+    from rules.common import output
     from tasks import dockerd, system_deps, test_matrix
 
     system_deps.ensure()
@@ -248,7 +251,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
         folder.mkdir(parents=True, exist_ok=True)
         reports = {name: folder / f"acceptance-{name}.xml" for name in names}
         for name in names:
-            args = ("python -m pytest -ra -m acceptance "
+            args = ("python -m pytest -ra -m acceptance tests/acceptance "
                     f"--junitxml={shlex.quote(str(reports[name]))}")
             if k:
                 args += f" -k {shlex.quote(k)}"
@@ -271,7 +274,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 @user_errors
 def image(c, runtime="4.2", flavor="all", out=None, load=False):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
-    from rules import image as images
+    from rules.image import build as images
     from tasks import system_deps
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
@@ -284,7 +287,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
     result = images.build(proj, runtime, flavors, out, default_cache())
     report.image_summary(result)
     if load:
-        from rules import docker_load
+        from rules.oci import docker_load
 
         for tag in docker_load.load(out):
             print(f"loaded {tag}")
@@ -295,7 +298,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
 @user_errors
 def pex(c, runtime="4.2", out=None):
     """Build the line's Python environment as a reproducible PEX (runs on python3.9)."""
-    from rules import pex_build
+    from rules.python import pex_build
 
     proj = project.load()
     out = _user_path(out) if out else Path(proj.root) / "out" / "pex"

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from rules.errors import UserError
+from rules.common.errors import UserError
 
 SOCKET = "/run/runtime-docker.sock"
 FLAGS = ["--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false"]

@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 
-from rules.errors import UserError
+from rules.common.errors import UserError
 
 # package -> a file it provides, to tell whether it is there: what building needs
 BUILD_PACKAGES = {

@@ -12,6 +12,7 @@ def outcomes(junit_xml: Path) -> dict[str, str]:
     """test name (flavor parameter kept) -> outcome word."""
     results = {}
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        # tests.acceptance.test_<area> (older reports: tests.test_acceptance_<area>)
         module = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("test_")
         area = module.removeprefix("acceptance_") if module != "acceptance" else "image"
         name = f"{area}: {case.get('name', '').removeprefix('test_')}"

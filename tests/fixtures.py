@@ -8,7 +8,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from rules.cache import default_cache
+from rules.common.cache import default_cache
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,7 +128,8 @@ def invoke_argv(*args: str) -> list[str]:
 def upstream_airflow_wheel(proj, airflow: str) -> tuple[Path, str]:
     """(CAS path, filename) of the locked upstream apache-airflow wheel of ``airflow``,
     downloaded and sha256-checked on a miss (the network once; no whole-lock fetch)."""
-    from rules import download, pypi_files, requirements_file
+    from rules.fetch import download, pypi_files
+    from rules.lock import requirements_file
 
     cache = default_cache()
     lock = proj.locks[airflow]

@@ -26,8 +26,11 @@ sys.path.insert(0, str(REPO))
 
 from packaging.utils import parse_wheel_filename  # noqa: E402
 
-from rules import fetch, image, oci, project  # noqa: E402
-from rules.cache import default_cache  # noqa: E402
+from rules.fetch import locked_inputs as fetch  # noqa: E402
+from rules.image import build as image  # noqa: E402
+from rules.load import project  # noqa: E402
+from rules.oci import layout as oci  # noqa: E402
+from rules.common.cache import default_cache  # noqa: E402
 
 DOWNLOADS = default_cache()
 LINE = "4.2"
@@ -88,7 +91,7 @@ def main():
                       for a, b in zip(result.steps, edited.steps))
         rows.append((f"ours: one module edited ({changed} layer blob changed)", edit))
 
-        from rules import docker_load
+        from rules.oci import docker_load
 
         docker_load.load(tmp / "out")
         ours = f"runtime:{proj.line(LINE).version}-base"
@@ -134,7 +137,7 @@ def dockerfile_context(proj, result, cache: Path, tmp: Path) -> Path:
                      {"Env": ["PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
                      proj.debian.source_date_epoch, {})
     oci.write_layout([base], tmp / "base-layout", cache)
-    from rules import docker_load
+    from rules.oci import docker_load
 
     docker_load.load(tmp / "base-layout")
     context = tmp / "context"

@@ -18,13 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.services import S3Server, free_port  # noqa: E402
-from rules.cache import default_cache  # noqa: E402
+from rules.common.cache import default_cache  # noqa: E402
 
 LINE, LINES, ROUNDS = "4.2", 100_000, 9
 
 
 def image_tag() -> str:
-    from rules import docker_load, image, project
+    from rules.image import build as image
+    from rules.load import project
+    from rules.oci import docker_load
 
     proj = project.load(REPO)
     tag = f"{image.REPO}:{proj.line(LINE).version}-base"

@@ -1,0 +1,116 @@
+"""Targets: what WORKSPACE and BUILD files declare, as plain immutable records."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A Debian archive and the package set the images need from it."""
+
+    name: str
+    archives: tuple[tuple[str, str], ...]  # (mirror URL, suite), searched in order
+    components: tuple[str, ...]
+    arch: str
+    packages: tuple[str, ...]
+    lock: str  # repo-relative path of the JSON lock
+    keyring: str  # OpenPGP keyring that signs the suites' InRelease files
+    source_date_epoch: int = 0  # mtime clamp of the layers lines share
+
+
+@dataclass(frozen=True)
+class PythonToolchain:
+    version: str  # "3.9"
+    platform: str  # the resolver's target platform, e.g. "x86_64-manylinux_2_31"
+    tools: tuple[str, ...] = ()  # packages locked into every environment (e.g. pip)
+    tools_cutoff: str = ""  # the PyPI cut-off for the tools, instead of the line's
+
+
+@dataclass(frozen=True)
+class PythonLock:
+    """One pip-compile lock per Airflow version, shared by the lines on that version."""
+
+    airflow: str
+    lock: str  # repo-relative path of the lock (requirements.txt format)
+    requirements_in: str  # repo-relative path of the generated input file
+    constraints: tuple[str, ...] = ()  # the explicit bounds that still matter
+    index_url: str = "https://pypi.org/simple"
+    find_links: tuple[str, ...] = ()  # repo-relative folders (tests use local wheels)
+
+
+@dataclass(frozen=True)
+class ProviderSet:
+    label: str
+    airflow_extras: tuple[str, ...]
+    packages: tuple[str, ...]
+    requires_airflow: str  # a PEP 440 specifier the line's Airflow must satisfy, or ""
+
+
+@dataclass(frozen=True)
+class RuntimeModule:
+    label: str
+    name: str
+    import_name: str
+    srcs: tuple[str, ...]  # repo-relative paths
+    description: str
+    scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
+    airflow_plugin: str = ""  # "module:Class" registered as an `airflow.plugins` entry point
+    env: tuple[tuple[str, str], ...] = ()  # (name, value) added to the image's environment
+    airflow_home: tuple[tuple[str, str], ...] = ()  # (name in AIRFLOW_HOME, repo-relative source)
+
+
+@dataclass(frozen=True)
+class AirflowPatches:
+    """Backported fixes applied to one Airflow version's upstream wheel."""
+
+    label: str
+    airflow: str  # the upstream version the patches apply to
+    revision: int  # N in the patched wheel's version, AIRFLOW+runtime.N
+    patches: tuple[str, ...]  # repo-relative .patch files, applied in this order
+
+    @property
+    def version(self) -> str:
+        return f"{self.airflow}+runtime.{self.revision}"
+
+
+@dataclass(frozen=True)
+class RuntimeLine:
+    name: str  # "4.2"
+    version: str  # "4.2.0"
+    lts: bool  # from the support policy (runtime/support.json)
+    airflow: str
+    python: str
+    debian: str
+    pypi_cutoff: str  # YYYY-MM-DD: newest upload the resolver may take
+    pypi_cutoff_overrides: tuple[tuple[str, str], ...]  # (package, date) exceptions
+    source_date_epoch: int
+    providers: str  # label of a provider_set
+    modules: tuple[str, ...]  # labels of runtime_module targets
+
+
+@dataclass(frozen=True)
+class Project:
+    root: str
+    debian: DebianSource
+    python: PythonToolchain
+    locks: dict[str, PythonLock]  # by Airflow version
+    lines: dict[str, RuntimeLine]  # by line name, in BUILD order
+    provider_sets: dict[str, ProviderSet]
+    modules: dict[str, RuntimeModule]
+    workspace_name: str = field(default="runtime")
+    patches: dict[str, AirflowPatches] = field(default_factory=dict)  # by Airflow version
+
+    def line(self, name: str) -> RuntimeLine:
+        from rules.common.errors import UserError
+
+        if name not in self.lines:
+            known = ", ".join(self.lines)
+            raise UserError(f"unknown runtime line '{name}'; known lines: {known}")
+        return self.lines[name]
+
+    def airflow_version(self, airflow: str) -> str:
+        """The version the image's Airflow reports: upstream's, or the patched wheel's."""
+        patches = self.patches.get(airflow)
+        return patches.version if patches else airflow
+
+    def lines_on(self, airflow: str) -> list[RuntimeLine]:
+        return [line for line in self.lines.values() if line.airflow == airflow]

@@ -1,0 +1,210 @@
+"""The Debian lock: the image's package set, resolved to exact .debs (rules_distroless shape).
+
+Roots are the Essential and Priority: required packages (what mmdebstrap's minbase installs) plus
+the packages WORKSPACE names; the closure follows Depends and Pre-Depends, taking the newest
+version across the archives (bullseye, -updates, -security) and the first alternative that can
+be satisfied. The JSON records its inputs, so ``--check`` works offline.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rules.common import atomic
+from rules.debian import debian_index, debian_version
+from rules.common.errors import StaleLockError, UserError
+from rules.load.model import DebianSource, Project
+from rules.common.cache import default_cache
+
+LOCK_VERSION = 1
+
+
+def inputs(source: DebianSource) -> dict:
+    return {
+        "archives": [f"{m} {s}" for m, s in source.archives],
+        "components": list(source.components),
+        "arch": source.arch,
+        "packages": sorted(source.packages),
+    }
+
+
+def inputs_digest(source: DebianSource) -> str:
+    text = json.dumps({"lock_version": LOCK_VERSION, **inputs(source)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Universe:
+    """Every package of the archives, newest version per name, and who provides what."""
+
+    def __init__(self):
+        self.best: dict[str, dict] = {}
+        self.providers: dict[str, list[tuple[str, str | None]]] = {}
+
+    def add(self, stanza: dict, mirror: str) -> None:
+        name = stanza["Package"]
+        current = self.best.get(name)
+        if current and debian_version.compare(stanza["Version"], current["Version"]) <= 0:
+            return
+        self.best[name] = dict(stanza, _mirror=mirror)
+
+    def index_provides(self) -> None:
+        for name, stanza in sorted(self.best.items()):
+            for item in _split(stanza.get("Provides", "")):
+                virtual, op, version = debian_version.parse_relation(item)
+                self.providers.setdefault(virtual, []).append(
+                    (name, version if op == "=" else None))
+
+
+def _split(field: str) -> list[str]:
+    return [p.strip() for p in field.replace("\n", " ").split(",") if p.strip()]
+
+
+def resolve(universe: Universe, roots: list[str]) -> dict[str, list[str]]:
+    """Package name -> resolved dependency names, for the closure of ``roots``."""
+    chosen: dict[str, list[str]] = {}
+    queue = list(roots)
+    while queue:
+        name = queue.pop(0)
+        if name in chosen:
+            continue
+        stanza = universe.best.get(name)
+        if stanza is None:
+            raise UserError(f"Debian package '{name}' is not in the archives")
+        deps = []
+        for field in ("Pre-Depends", "Depends"):
+            for group in _split(stanza.get(field, "")):
+                pick = _satisfy(universe, chosen, queue, group, name)
+                deps.append(pick)
+                queue.append(pick)
+        chosen[name] = sorted(set(deps))
+    return chosen
+
+
+def _satisfy(universe: Universe, chosen: dict, queue: list, group: str, owner: str) -> str:
+    options = [debian_version.parse_relation(a) for a in group.split("|")]
+    candidates = []
+    for dep, op, version in options:
+        real = universe.best.get(dep)
+        if real and debian_version.satisfies(real["Version"], op, version):
+            candidates.append(dep)
+        for provider, provided in universe.providers.get(dep, []):
+            if op is None or (provided and debian_version.satisfies(provided, op, version)):
+                candidates.append(provider)
+    if not candidates:
+        raise UserError(f"Debian package '{owner}': cannot satisfy dependency '{group}'")
+    for candidate in candidates:  # prefer what is already in the set
+        if candidate in chosen or candidate in queue:
+            return candidate
+    return candidates[0]
+
+
+@dataclass
+class DebianLockResult:
+    path: str
+    action: str
+    packages: int
+    seconds: float
+    files: dict  # what to write: absolute path -> text (empty when unchanged)
+
+
+def lock(project: Project, cache: Path | None = None) -> DebianLockResult:
+    """Resolve and write the Debian lock."""
+    result = prepare(project, cache)
+    atomic.write_all(result.files)
+    return result
+
+
+def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
+    """Resolve the Debian lock without writing it: the result says what to write."""
+    source = project.debian
+    path = Path(project.root) / source.lock
+    started = time.monotonic()
+    digest = inputs_digest(source)
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+            if recorded["inputs_sha256"] == digest and packages_intact(recorded):
+                count = len(json.loads(path.read_text())["packages"])
+                return DebianLockResult(source.lock, "unchanged", count,
+                                        time.monotonic() - started, {})
+        except (ValueError, KeyError):
+            pass
+    cache = cache or default_cache()
+    universe = Universe()
+    for mirror, suite in source.archives:
+        for component in source.components:
+            for stanza in debian_index.packages(mirror, suite, component, source.arch,
+                                                source.keyring, cache):
+                universe.add(stanza, mirror)
+    universe.index_provides()
+    base = sorted(n for n, s in universe.best.items()
+                  if s.get("Essential") == "yes" or s.get("Priority") == "required")
+    closure = resolve(universe, base + sorted(source.packages))
+    packages = []
+    for name in sorted(closure):
+        s = universe.best[name]
+        packages.append({
+            "name": name,
+            "version": s["Version"],
+            "arch": s["Architecture"],
+            "sha256": s["SHA256"],
+            "size": int(s["Size"]),
+            "filename": s["Filename"],
+            "url": f"{s['_mirror']}/{s['Filename']}",
+            "source": s.get("Source", name).split(" ")[0],
+            "priority": s.get("Priority", ""),
+            "essential": s.get("Essential") == "yes",
+            "depends": closure[name],
+        })
+    document = {"lock_version": LOCK_VERSION, "inputs_sha256": digest,
+                "packages_sha256": packages_digest(packages),
+                "inputs": inputs(source), "packages": packages}
+    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+    old = path.read_text() if path.exists() else None
+    action = "unchanged" if text == old else ("rewritten" if old else "written")
+    return DebianLockResult(source.lock, action, len(packages), time.monotonic() - started,
+                            {} if text == old else {path: text})
+
+
+def packages_digest(packages: list) -> str:
+    canonical = json.dumps(packages, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def packages_intact(document: dict) -> bool:
+    """Whether the packages are the ones `invoke lock` wrote (a hand edit makes the lock stale)."""
+    return document.get("packages_sha256") == packages_digest(document.get("packages"))
+
+
+def load(project: Project) -> dict:
+    path = Path(project.root) / project.debian.lock
+    if not path.exists():
+        raise StaleLockError(f"{project.debian.lock} is missing; run `invoke lock`")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{project.debian.lock}:{e.lineno}:{e.colno}: {e.msg}; run `invoke "
+                        f"lock` to write it again") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{project.debian.lock}: cannot be read ({e})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{project.debian.lock}: not a Debian lock; run `invoke lock`")
+    return document
+
+
+def check(project: Project) -> None:
+    document = load(project)
+    if not packages_intact(document):
+        raise StaleLockError(f"stale Debian lock: {project.debian.lock}'s packages are not the "
+                             f"ones `invoke lock` wrote (edited by hand?); run `invoke lock`")
+    if document.get("inputs_sha256") == inputs_digest(project.debian):
+        return
+    import difflib
+
+    recorded = json.dumps(document.get("inputs", {}), indent=2, sort_keys=True).splitlines()
+    wanted = json.dumps(inputs(project.debian), indent=2, sort_keys=True).splitlines()
+    diff = "\n".join(difflib.unified_diff(recorded, wanted, f"{project.debian.lock} (inputs)",
+                                          "WORKSPACE debian_source", lineterm=""))
+    raise StaleLockError(f"stale Debian lock; run `invoke lock`:\n{diff}")
