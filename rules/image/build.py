@@ -12,7 +12,6 @@ longest chain), the Python layers in worker processes (compiled in the small pyt
 they need not wait for the Debian root), and the small layers in threads.
 """
 
-import hashlib
 import os
 import threading
 import time
@@ -36,7 +35,6 @@ from rules.python import wheel_install
 # In every action key: bump the number when a layer recipe changes; the layer format (the
 # compressor and its version) changes the keys by itself.
 RECIPE = (1, layer.FORMAT)
-CONFIG_RECIPE = 2  # the config layer's own: 2 added AIRFLOW_HOME/logs
 LAYER_WORKERS = 2
 YIELDING_NICE = 10  # layer workers' niceness while mmdebstrap runs
 
@@ -73,7 +71,7 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
     epoch = shared_epoch(project, line)
     inputs = Inputs(project, cache, epoch)
     result = BuildResult(line, Path(out))
-    plan = layers.python_groups(project, line.airflow)
+    plan = layers.python_groups(project, line)
     total = 1 + len(plan) + len(line.modules) + 1
     planned: list[tuple[str, str, object]] = []
     weights: dict[int, int] = {}  # step index -> bytes of input, to start the largest first
@@ -112,20 +110,18 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
                  sum(wheels[n][0].stat().st_size for n in names))
         for label in line.modules:
             module = project.modules[label]
-            digest = layers.module_digest(project, module)
+            named = layers.module_inputs(project, line, module)
             step(f"module {module.name}",
-                 action_cache.key("module", RECIPE, digest, line.source_date_epoch,
+                 action_cache.key("module", RECIPE, named, line.source_date_epoch,
                                   inputs.python_key),
-                 lambda module=module: layers.module_layer(project, module, inputs,
-                                                     line.source_date_epoch))
+                 lambda module=module: layers.module_layer(project, line, module,
+                                                           inputs.python_root(), cache))
         # Keyed by what the files are made from (the root's key, not the root itself), so that
         # a rebuild with every layer cached never needs the Debian root.
         lock_text = (Path(project.root) / project.locks[line.airflow].lock).read_text()
-        step("config", action_cache.key("config", RECIPE, CONFIG_RECIPE, line.source_date_epoch,
-                                        inputs.rootfs_key, version_metadata(project, line),
-                                        hashlib.sha256(lock_text.encode()).hexdigest()),
-             lambda: layers.config_layer(config_files(project, line, lock_text, inputs), cache,
-                                   line.source_date_epoch))
+        step("config", action_cache.key("config", RECIPE, layers.config_inputs(
+                project, line, lock_text, inputs.rootfs_key)),
+             lambda: layers.config_layer(project, line, lock_text, inputs, cache))
         # Meanwhile the other layers are compiled (in the python root) and written, the
         # largest first, at a lower priority while mmdebstrap runs; the config layer, which
         # reads a file of the Debian root, comes last.

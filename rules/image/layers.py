@@ -1,23 +1,31 @@
 """The layer recipes of an image: the Python layers (dependencies grouped by the Airflow locks
-that share them, Airflow, the providers), one layer per Runtime module, and the config layer."""
+that share them, Airflow, the providers), one layer per Runtime module, and the config layer.
+
+What the build (rules.image.build) calls, per layer: a function of named inputs (input name ->
+digest or value: the action's key is made of exactly these, and `--explain` names the ones that
+changed) and a function that writes the layer.
+"""
 
 import hashlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 from rules.common import scratch
-from rules.image.config import AIRFLOW_HOME, ASTRO_UID, MODULE_DIST_VERSION, PROVIDER_PREFIXES
+from rules.image.config import (AIRFLOW_HOME, ASTRO_UID, MODULE_DIST_VERSION, PROVIDER_PREFIXES,
+                                config_files, version_metadata)
 from rules.image.inputs import Inputs
-from rules.load.model import Project
+from rules.load.model import Project, RuntimeLine
 from rules.lock import requirements_file
 from rules.oci import layer
 from rules.python import wheel_install
 
 
-def python_groups(project: Project, airflow: str) -> list[tuple[str, list[str]]]:
+def python_groups(project: Project, line: RuntimeLine) -> list[tuple[str, list[str]]]:
     """Layers of the line's Python packages: dependencies grouped by the set of Airflow locks
     that hold the very same files (most shared first), then Airflow, then the providers."""
+    airflow = line.airflow
     root = Path(project.root)
     entries = {a: {e.name: (e.version, tuple(sorted(e.hashes)))
                    for e in requirements_file.parse((root / lock.lock).read_text())[1]}
@@ -93,15 +101,25 @@ def module_metadata(module) -> dict[str, str]:
     }
 
 
-def module_digest(project: Project, module) -> list:
-    return [module.name, module.import_name,
-            [(rel, hashlib.sha256(f.read_bytes()).hexdigest(), bool(f.stat().st_mode & 0o100))
-             for rel, f in module_files(project, module)],
-            sorted(module_metadata(module).items())]
+def module_inputs(project: Project, line: RuntimeLine, module) -> dict[str, str]:
+    """The named inputs of a module's layer: each source file (repo path -> sha256, with `+x`
+    when executable), the module's identity and generated metadata."""
+    root = Path(project.root)
+    named = {"module": f"{module.name} {module.import_name}"}
+    for rel, f in module_files(project, module):
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        named[f"{f.relative_to(root).as_posix()} as {rel}"] = \
+            digest + ("+x" if f.stat().st_mode & 0o100 else "")
+    for rel, text in sorted(module_metadata(module).items()):
+        named[f"generated {rel}"] = hashlib.sha256(text.encode()).hexdigest()
+    named["airflow_home"] = AIRFLOW_HOME
+    return named
 
 
-def module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer.Layer:
-    with scratch.folder(inputs.cache, "module") as tmp:
+def module_layer(project: Project, line: RuntimeLine, module, python_root: Path,
+                 cache: Path) -> layer.Layer:
+    epoch = line.source_date_epoch
+    with scratch.folder(cache, "module") as tmp:
         tree = tmp / "trees" / module.name
         for rel, src in module_files(project, module):
             dst = tree / rel
@@ -113,16 +131,32 @@ def module_layer(project: Project, module, inputs: Inputs, epoch: int) -> layer.
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(text)
             dst.chmod(0o644)
-        wheel_install.compile_trees(inputs.python_root(), [tree])
+        wheel_install.compile_trees(python_root, [tree])
         entries = wheel_install.image_entries([tree])
         home = tree / "home"
         for rel in (layer.walk(home) if home.is_dir() else []):
             entries[f"{AIRFLOW_HOME.strip('/')}/{rel}"] = home / rel
         # (AIRFLOW_HOME itself, owned by astro, comes from the config layer, which is last)
-        return layer.write_entries(entries, inputs.cache, epoch, normalize_modes=True)
+        return layer.write_entries(entries, cache, epoch, normalize_modes=True)
 
 
-def config_layer(files: dict[str, bytes], cache: Path, epoch: int) -> layer.Layer:
+CONFIG_RECIPE = 2  # the config layer's own: 2 added AIRFLOW_HOME/logs
+
+
+def config_inputs(project: Project, line: RuntimeLine, lock_text: str,
+                  rootfs_key: str) -> dict[str, str]:
+    """Named inputs of the config layer: what its files are made from (the Debian root's key,
+    not the root: a rebuild with every layer cached never needs the root)."""
+    return {"recipe": str(CONFIG_RECIPE), "epoch": str(line.source_date_epoch),
+            "debian root": rootfs_key,
+            "version.json": json.dumps(version_metadata(project, line), sort_keys=True),
+            "lock": hashlib.sha256(lock_text.encode()).hexdigest()}
+
+
+def config_layer(project: Project, line: RuntimeLine, lock_text: str, inputs: Inputs,
+                 cache: Path) -> layer.Layer:
+    files = config_files(project, line, lock_text, inputs)
+    epoch = line.source_date_epoch
     with tempfile.TemporaryDirectory(prefix="runtime-config-") as tmp:
         home = AIRFLOW_HOME.strip("/")
         # logs/ exists, astro's: a volume mounted there (the Astro CLI's airflow_logs) starts
