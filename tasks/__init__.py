@@ -270,9 +270,11 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
             "flavor": "onbuild (tag <version>), base (tag <version>-base) or all",
             "out": "output folder of the OCI layout (default: out/runtime-<version>)",
-            "load": "load the images into the Docker engine (Docker SDK)"})
+            "load": "load the images into the Docker engine (Docker SDK)",
+            "explain": "say, for each action that ran, which of its inputs changed since the "
+                       "last build of this line"})
 @user_errors
-def image(c, runtime="4.2", flavor="all", out=None, load=False):
+def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
     from rules.image import build as images
     from tasks import system_deps
@@ -286,11 +288,36 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False):
     out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
     result = images.build(proj, runtime, flavors, out, default_cache())
     report.image_summary(result)
+    if explain:
+        print("explain: " + ("every action was in the cache" if not result.explained else
+                             f"{len(result.explained)} action(s) ran"))
+        for reason in result.explained:
+            print(f"  {reason}")
     if load:
         from rules.oci import docker_load
 
         for tag in docker_load.load(out):
             print(f"loaded {tag}")
+
+
+@task(help={"runtime": "the Runtime line (e.g. 4.2)",
+            "inputs": "also list every input of each action (name and digest)"})
+@user_errors
+def graph(c, runtime="4.2", inputs=False):
+    """Print the action graph of a line's image (as Bazel's aquery): kind, label, key, inputs
+    and whether the action cache holds it; nothing runs."""
+    from rules.image import graph as graphs
+
+    proj = project.load()
+    rows = graphs.describe(proj, runtime, default_cache())
+    report.table(f"actions of Runtime {proj.line(runtime).version}",
+                 ("kind", "label", "key", "inputs", "cached"),
+                 [(r.kind, r.label, r.key[:12], str(len(r.inputs)), r.cached) for r in rows])
+    if inputs:
+        for r in rows:
+            print(f"{r.kind}: {r.label}  {r.key}")
+            for name, value in sorted(r.inputs.items()):
+                print(f"    {name} = {value}")
 
 
 @task(help={"runtime": "the Runtime line (e.g. 4.2)",
@@ -327,4 +354,4 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True):
 
 
 ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
-                pex, bench)
+                graph, pex, bench)

@@ -134,7 +134,7 @@ def upstream_airflow_wheel(proj, airflow: str) -> tuple[Path, str]:
     cache = default_cache()
     lock = proj.locks[airflow]
     text = (REPO / lock.lock).read_text()
-    if pypi_files.choices_path(cache, text).exists():
+    if pypi_files.choices_fetched(cache, text):
         chosen = {c.name: c for c in pypi_files.load_choices(cache, text, lock.lock)}
         pick = chosen["apache-airflow"]
     else:

@@ -9,7 +9,6 @@ deterministic), and no apt lists, caches, logs, resolv.conf or hostname left beh
 import contextlib
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -18,8 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from rules.common import atomic, scratch
+from rules.common import scratch
 from rules.fetch import download
+from rules.graph import action_cache, scheduler
+from rules.graph.action import Action, Made, digest
 from rules.lock import debian_lock
 from rules.common.errors import UserError
 from rules.load.model import Project
@@ -74,13 +75,35 @@ mkdir -p "$R/var/lib/apt/lists/partial" "$R/var/cache/apt/archives/partial"
 """
 
 
-def rootfs_key(project: Project, epoch: int) -> str:
-    lock = debian_lock.load(project)
-    text = json.dumps({"v": ROOTFS_VERSION, "packages": lock["packages"], "epoch": epoch,
-                       "recipe": [DPKG_CONFIG, _SETUP, _CUSTOMIZE],
-                       "archives": [list(a) for a in project.debian.archives],
-                       "sources": sources_list(project)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+def root_inputs(project: Project, epoch: int) -> dict[str, str]:
+    """Named inputs of the root: every locked package, the recipe, the clamp, the sources."""
+    named = {f"deb {p['name']}": p["sha256"] for p in debian_lock.load(project)["packages"]}
+    named.update({
+        "recipe": digest([ROOTFS_VERSION, DPKG_CONFIG, _SETUP, _CUSTOMIZE]),
+        "epoch": str(epoch), "archives": digest([list(a) for a in project.debian.archives]),
+        "sources.list": sources_list(project)})
+    return named
+
+
+def root_action(project: Project, epoch: int) -> Action:
+    """The action that makes the Debian root as a tree of the cache (for what runs in it: sdist
+    builds, the PEX). Its record keeps the files later actions read (FACTS) as values."""
+    def run(ctx) -> Made:
+        done = action_cache.tree_path(ctx.cache, "debian root", root.key)
+        if not done.is_dir():  # the rename in publish() is the commit: a folder there is whole
+            with made(project, ctx.cache, epoch) as tmp:
+                publish(tmp, done)
+        return Made(trees={"root": done.relative_to(ctx.cache).as_posix()},
+                    values=facts(done))
+
+    root = Action("debian root", f"{project.debian.name} {project.debian.arch}",
+                  root_inputs(project, epoch), run, urgent=True)
+    return root
+
+
+def facts(root: Path) -> dict[str, str]:
+    """The files of a root that actions read after it is gone (the config layer's passwd)."""
+    return {rel: (root / rel).read_text(encoding="utf-8") for rel in FACTS}
 
 
 def sources_list(project: Project) -> str:
@@ -88,30 +111,20 @@ def sources_list(project: Project) -> str:
     return "".join(f"deb {m} {s} {comps}\n" for m, s in project.debian.archives)
 
 
-def cached(cache: Path, key: str) -> bool:
-    return (Path(cache) / "rootfs" / key).is_dir()
-
-
 def build(project: Project, cache: Path, epoch: int) -> Path:
-    """The Debian root folder for this lock, in the cache (made and copied there on a miss):
-    for what runs in it later (sdist builds, the PEX)."""
-    done = Path(cache) / "rootfs" / rootfs_key(project, epoch)
-    if done.is_dir():  # the rename in publish() is the commit: a folder there is complete
-        return done
-    with made(project, cache, epoch) as root:
-        publish(root, done)
-    return done
+    """The Debian root folder for this lock, in the cache (made and copied there on a miss)."""
+    root = root_action(project, epoch)
+    return scheduler.run([root], cache)[root].record.tree(cache, "root")
 
 
 @contextlib.contextmanager
 def made(project: Project, cache: Path, epoch: int) -> Iterator[Path]:
     """A new Debian root for this lock, in a scratch folder (rules.common.scratch) removed on exit.
     An image build writes its base layer from it and never copies it into the cache (about
-    1.4 s and 300 MB); the files later actions read are saved as facts (see ``fact``)."""
+    1.4 s and 300 MB)."""
     for tool in ("mmdebstrap", "dpkg-deb", "unshare"):
         if not shutil.which(tool):
             raise UserError(f"{tool} is missing: apt-get install mmdebstrap dpkg util-linux")
-    key = rootfs_key(project, epoch)
     packages = debian_lock.load(project)["packages"]
     # Made on a tmpfs (rules.common.scratch): dpkg's tens of thousands of small files cost about a
     # quarter less time there.
@@ -151,25 +164,7 @@ def made(project: Project, cache: Path, epoch: int) -> Iterator[Path]:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
             raise UserError(f"mmdebstrap failed:\n{tail}")
         _check_versions(target, packages)
-        _save_facts(target, cache, key)
         yield target
-
-
-def fact(cache: Path, key: str, rel: str) -> str | None:
-    """A file of the root with this key, saved when the root was made (FACTS), or None."""
-    try:
-        return json.loads(_facts_path(cache, key).read_text(encoding="utf-8"))[rel]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _save_facts(root: Path, cache: Path, key: str) -> None:
-    facts = {rel: (root / rel).read_text(encoding="utf-8") for rel in FACTS}
-    atomic.write_text(_facts_path(cache, key), json.dumps(facts, sort_keys=True))
-
-
-def _facts_path(cache: Path, key: str) -> Path:
-    return Path(cache) / "rootfs-facts" / f"{key}.json"
 
 
 def publish(root: Path, done: Path) -> None:

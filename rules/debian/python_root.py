@@ -5,7 +5,8 @@ Byte-compiling needs only the interpreter and the minimal standard library, so i
 wait for mmdebstrap's full root (about 25 s): Python layers are compiled and written while
 that root is made. It is the very interpreter of the image (the same package files, by
 sha256), so the .pyc bytes are the ones the full root would give. The root is cached by the
-sha256 of its packages and the recipe below, and published by a rename, like the others.
+sha256 of its packages and the recipe below (an action of kind "python root"), and published by
+a rename, like the other trees.
 
 Its standard library is byte-compiled when the root is made, the way the full root's is
 (rules.debian.debian_rootfs), and the compiling processes never write into it: otherwise the first
@@ -14,8 +15,6 @@ and the objects alive in a compiling process (hence marshal's references in the 
 writes) would depend on that race. Seen: one .pyc of websocket-client differed between builds.
 """
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ import tempfile
 from pathlib import Path
 
 from rules.debian import chroot
+from rules.graph import action_cache, scheduler
+from rules.graph.action import Action, Made
 from rules.fetch import download
 from rules.lock import debian_lock
 from rules.common.errors import UserError
@@ -47,21 +48,32 @@ def packages(project: Project) -> list[dict]:
     return [locked[name] for name in PACKAGES]
 
 
-def key(project: Project) -> str:
-    text = json.dumps({"v": RECIPE, "packages": [[p["name"], p["sha256"]]
-                                                 for p in packages(project)]})
-    return hashlib.sha256(text.encode()).hexdigest()
+def action(project: Project) -> Action:
+    """The action that makes the root (a tree of the cache; about a second)."""
+    pkgs = packages(project)
+
+    def run(ctx) -> Made:
+        done = action_cache.tree_path(ctx.cache, "python root", made.key)
+        if not done.is_dir():
+            _make(pkgs, ctx.cache, done)
+        return Made(trees={"root": done.relative_to(ctx.cache).as_posix()})
+
+    made = Action("python root", "python3.9", {
+        "recipe": str(RECIPE), **{f"deb {p['name']}": p["sha256"] for p in pkgs}}, run)
+    return made
 
 
 def build(project: Project, cache: Path) -> Path:
-    """The root folder (cached; made on a miss, in about a second)."""
-    done = Path(cache) / "pyroot" / key(project)
-    if done.is_dir():
-        return done
+    """The root folder, made if the cache has none."""
+    root = action(project)
+    return scheduler.run([root], cache)[root].record.tree(cache, "root")
+
+
+def _make(pkgs: list[dict], cache: Path, done: Path) -> None:
     done.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{done.name[:12]}-", dir=done.parent))
     try:
-        for p in packages(project):
+        for p in pkgs:
             blob = download.cas_path(cache, p["sha256"])
             if not blob.exists():
                 raise UserError(f"{p['filename']} is not in the cache: run `invoke fetch`")
@@ -80,7 +92,6 @@ def build(project: Project, cache: Path) -> Path:
             if not done.is_dir():
                 raise
             shutil.rmtree(work, ignore_errors=True)
-        return done
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -14,6 +14,7 @@ from pathlib import Path
 from rules.common import report
 from rules.fetch import download, pypi_files
 from rules.lock import debian_lock, requirements_file
+from rules.graph import action_cache, scheduler
 from rules.load.model import Project
 
 WORKERS = 8
@@ -54,10 +55,8 @@ def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
     text = (root / lock.lock).read_text(encoding="utf-8")
     entries = requirements_file.parse(text)[1]
     tags = pypi_files.target_tags(project.python.version, project.python.platform)
-    path = pypi_files.choices_path(cache, text)
-    if path.exists():
-        chosen = pypi_files.load_choices(cache, text, lock.lock)
-    else:
+
+    def choose_all():
         def pick(entry):
             if lock.index_url:
                 files = pypi_files.index_files(lock.index_url, entry.name, entry.version)
@@ -74,53 +73,53 @@ def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
                 return result
 
             with ThreadPoolExecutor(WORKERS) as pool:
-                chosen = list(pool.map(counted, entries))
+                return list(pool.map(counted, entries))
+
+    chosen = pypi_files.load_choices(cache, text, lock.lock, choose_all)
     jobs = [(c.url, c.sha256, c.filename) for c in chosen]
     downloaded, size = _fetch_all(jobs, cache, f"Airflow {airflow}: Python files")
-    pypi_files.save_choices(cache, text, chosen)
     sdists = sum(c.kind == "sdist" for c in chosen)
     return FetchResult(f"Airflow {airflow} ({sdists} sdists)", len(jobs), downloaded, size)
 
 
 def build_sdists(project: Project, airflow: str, cache: Path) -> FetchResult:
-    """Build the lock's sdists into wheels (cached: a second fetch builds nothing)."""
+    """Build the lock's sdists into wheels (actions of the graph: a second fetch builds
+    nothing)."""
     from rules.image import build as image
-    from rules.python import sdist_build
 
-    lock = project.locks[airflow]
-    text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
-    chosen = pypi_files.load_choices(cache, text, lock.lock)
-    sdists = [c for c in chosen if c.kind == "sdist"]
-    built, size = 0, 0
-    if not sdists:
-        return FetchResult(f"Airflow {airflow}: wheels built from sdists", 0, 0, 0)
-    tools = sdist_build.tools_of(chosen)
+    built, size, count = 0, 0, 0
     epochs = {image.shared_epoch(project, line) for line in project.lines.values()
               if line.airflow == airflow}
     for epoch in sorted(epochs):
-        with image.Inputs(project, cache, epoch) as inputs:
-            missing = sum(not sdist_build.record_path(cache, sdist_build.build_key(
-                c, tools, inputs.rootfs_key)).exists() for c in sdists)
-            with report.status(f"Airflow {airflow}: building {len(sdists)} sdists into wheels"):
-                if missing:  # built in the Debian root, kept in the cache for `invoke image`
-                    inputs.rootfs()
-                wheels = image.wheels_for(project, airflow, inputs)
-            inputs.save()
-        built += missing
-        size += sum(wheels[c.name][0].stat().st_size for c in sdists)
-    return FetchResult(f"Airflow {airflow}: wheels built from sdists", len(sdists) * len(epochs),
-                       built, size)
+        inputs = image.Inputs(project, cache, epoch)
+        makers = [w.action for w in inputs.wheels(airflow).values()
+                  if w.action is not None and w.action.kind == "sdist wheel"]
+        if not makers:
+            continue
+        count += len(makers)
+        with report.status(f"Airflow {airflow}: building {len(makers)} sdists into wheels"):
+            outcomes = scheduler.run(makers, cache)
+        built += sum(not outcomes[a].hit for a in makers)
+        size += sum(outcomes[a].record.blobs["wheel"][1] for a in makers)
+    return FetchResult(f"Airflow {airflow}: wheels built from sdists", count, built, size)
 
 
-FETCHED = ("pypi-choices", "sdist-wheels")  # besides the CAS: what `fetch` writes
+FETCHED = ("file choice", "sdist wheel")  # the kinds of action `fetch` runs
 
 
-def cache_of_fetched(cache: Path, path: Path) -> Path:
+def cache_of_fetched(cache: Path, path: Path, kinds: tuple[str, ...] = FETCHED) -> Path:
     """A new cache at ``path`` holding only what `fetch` put in ``cache`` (the CAS linked, the
-    file choices and sdist wheel records copied): every build action in it runs again."""
+    records of the file choices and sdist wheels copied): every build action in it runs again."""
     path.mkdir(parents=True)
     (path / "cas").symlink_to(Path(cache).resolve() / "cas")
-    for folder in FETCHED:
-        if (Path(cache) / folder).is_dir():
-            shutil.copytree(Path(cache) / folder, path / folder)
+    copy_records(cache, path, kinds)
     return path
+
+
+def copy_records(cache: Path, other: Path, kinds: tuple[str, ...]) -> None:
+    """Copy the action records of these kinds from ``cache`` into the cache at ``other``."""
+    (Path(other) / "actions").mkdir(parents=True, exist_ok=True)
+    for record in sorted((Path(cache) / "actions").glob("*.json")):
+        found = action_cache.read(cache, record.stem)
+        if found is not None and found.kind in kinds:
+            shutil.copyfile(record, Path(other) / "actions" / record.name)

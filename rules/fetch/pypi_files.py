@@ -3,7 +3,9 @@
 A pip lock pins versions and every file's sha256, not URLs. For the target (CPython 3.9,
 manylinux <= 2.31, x86_64) the best matching wheel is chosen by tag order; a distribution
 with no such wheel is taken as its sdist (built into a wheel by ``rules.python.sdist_build``).
-The choice for a lock is stored as JSON in the cache, keyed by the lock's own digest.
+The choice for a lock is an action of the build graph (kind "file choice", keyed by the lock's
+own digest): `invoke fetch` makes it (it reads the index, so it needs the network) and stores the
+JSON list as a blob with its record; `invoke image` only reads it.
 """
 
 import hashlib
@@ -18,6 +20,9 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 from rules.common import atomic
 from rules.common.errors import UserError
+from rules.fetch.download import cas_path
+from rules.graph import action_cache, scheduler
+from rules.graph.action import Action, Made
 
 SDIST = re.compile(r"\.(tar\.gz|zip|tar\.bz2)$")
 
@@ -119,19 +124,34 @@ def _file_version(filename: str) -> str | None:
     return None
 
 
-def choices_path(cache: Path, lock_text: str) -> Path:
-    digest = hashlib.sha256(lock_text.encode()).hexdigest()
-    return Path(cache) / "pypi-choices" / f"{digest}.json"
+CHOICE_RECIPE = 1  # bump when the choosing rules change
 
 
-def save_choices(cache: Path, lock_text: str, chosen: list[Chosen]) -> None:
-    atomic.write_text(choices_path(cache, lock_text),
-                      json.dumps([asdict(c) for c in chosen], indent=1) + "\n")
+def choice_action(lock_text: str, lock_name: str, choose_all=None) -> Action:
+    """The action that chooses a lock's files; ``choose_all()`` (fetch's) returns the list."""
+    def run(ctx) -> Made:
+        if choose_all is None:
+            raise UserError(f"{lock_name} has not been fetched into {ctx.cache}: "
+                            "run `invoke fetch`")
+        data = (json.dumps([asdict(c) for c in choose_all()], indent=1) + "\n").encode()
+        sha = hashlib.sha256(data).hexdigest()
+        atomic.write_bytes(cas_path(ctx.cache, sha), data)
+        return Made(blobs={"choices": (sha, len(data))})
+    return Action("file choice", lock_name, {
+        "lock": hashlib.sha256(lock_text.encode()).hexdigest(), "recipe": str(CHOICE_RECIPE)},
+        run)
 
 
-def load_choices(cache: Path, lock_text: str, lock_name: str) -> list[Chosen]:
-    path = choices_path(cache, lock_text)
-    if not path.exists():
-        raise UserError(f"{lock_name} has not been fetched into {cache}: run `invoke fetch`")
-    return [Chosen(**c) for c in json.loads(path.read_text())]
+def choices_fetched(cache: Path, lock_text: str) -> bool:
+    return action_cache.get(cache, choice_action(lock_text, "").key) is not None
+
+
+def load_choices(cache: Path, lock_text: str, lock_name: str, choose_all=None
+                 ) -> list[Chosen]:
+    """The chosen files of a lock: from the action cache, or chosen now by ``choose_all``."""
+    action = choice_action(lock_text, lock_name, choose_all)
+    record = action_cache.get(cache, action.key)
+    if record is None:
+        record = scheduler.run([action], cache)[action].record
+    return [Chosen(**c) for c in json.loads(record.blob(cache, "choices").read_text())]
 

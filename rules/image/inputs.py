@@ -1,108 +1,143 @@
-"""What an image build reads, made once and shared by its layers: the Debian root, the small root
-of the image's python3.9, verified blobs of the locked inputs, and the wheel of every locked
-distribution (sdists built, Airflow patched)."""
+"""The actions an image's layers take their inputs from, and the checks of the locked files.
 
-import contextlib
-import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
+- the Debian root (kind "debian root", a tree: for sdist builds and the PEX) and the base layer,
+  which is written from that root when the cache has it and otherwise from a root made in a
+  scratch folder for this build only (copying it into the cache would cost a cold build about
+  1.4 s); the base layer's record keeps the root's /etc/passwd, which the config layer reads;
+- the small root of the image's python3.9 (kind "python root"), where layers are byte-compiled;
+- the wheel of every locked distribution: a locked wheel is a file of the content-addressed
+  store; an sdist's wheel is made by a "sdist wheel" action, the patched Airflow by a "patched
+  wheel" action.
+
+Every locked input is checked against its sha256 before a build starts (rules.fetch.verified).
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
 
 from rules.debian import debian_rootfs, python_root
 from rules.fetch import download, pypi_files
 from rules.fetch.verified import VerifiedBlobs
+from rules.graph import action_cache, scheduler
+from rules.graph.action import Action, Made
+from rules.graph.action_cache import Record
 from rules.load.model import Project
 from rules.lock import debian_lock
+from rules.oci import layer
 from rules.python import patched_wheel, sdist_build
+
+# In every layer action's inputs: bump when a layer recipe changes; the layer format (the
+# compressor and its version) changes the keys by itself.
+LAYER_RECIPE = f"1 {layer.FORMAT}"
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A locked distribution's wheel: a file of the store (``sha256``, ``filename``) or the
+    output of ``action``."""
+
+    name: str
+    sha256: str | None = None
+    filename: str | None = None
+    action: Action | None = None
+
+    @property
+    def input(self) -> str:
+        """What names it in a key: the file's sha256, or the key of the action making it."""
+        return self.sha256 or f"action {self.action.key}"
+
+    def resolve(self, cache: Path, records: dict[Action, Record]) -> tuple[Path, str, str]:
+        """(blob, filename, sha256), once ``action`` has run."""
+        if self.action is None:
+            return download.cas_path(cache, self.sha256), self.filename, self.sha256
+        record = records[self.action.key]
+        return record.blob(cache, "wheel"), record.values["filename"], record.blobs["wheel"][0]
+
+
+def layer_made(written: layer.Layer, **values) -> Made:
+    return Made(blobs={"layer": (written.digest.removeprefix("sha256:"), written.size)},
+                values={"diff_id": written.diff_id, "entries": written.entries, **values})
+
+
+def layer_of(record: Record) -> layer.Layer:
+    sha, size = record.blobs["layer"]
+    return layer.Layer(f"sha256:{sha}", record.values["diff_id"], size, record.values["entries"])
 
 
 class Inputs:
-    """Lazily made inputs shared by several layers (the Debian root, the small root of the
-    image's python3.9, verified blobs). Each has its own lock: layers compiled in the python
-    root go on while the Debian root is being made. Used as a context manager by an image
-    build: a Debian root made for the build lives in a scratch folder until the build ends."""
+    """The input actions of the images of one Debian root clamp (``epoch``)."""
 
     def __init__(self, project: Project, cache: Path, epoch: int):
-        self.project, self.cache, self.epoch = project, cache, epoch
-        self.rootfs_key = debian_rootfs.rootfs_key(project, epoch)
-        self.python_key = python_root.key(project)
-        self._rootfs: Path | None = None  # the Debian root of this build (cache or scratch)
-        self._python_root = None
-        self._rootfs_error: BaseException | None = None  # made once: a failure is not retried
+        self.project, self.cache, self.epoch = project, Path(cache), epoch
+        self.root = debian_rootfs.root_action(project, epoch)
+        self.python_root = python_root.action(project)
+        self.base = self.base_layer(with_tree=False)
         self._verified = VerifiedBlobs(cache)
-        self._scratch = contextlib.ExitStack()
-        self._lock = threading.Lock()
-        self._rootfs_lock = threading.Lock()
-        self._python_lock = threading.Lock()
 
+    # (used as a context manager by older callers; nothing to clean up any more)
     def __enter__(self) -> "Inputs":
         return self
 
     def __exit__(self, *exc) -> None:
-        self._scratch.close()  # removes a root made in a scratch folder
+        self.save()
 
-    def rootfs(self) -> Path:
-        """The Debian root in the cache, for what runs in it (sdist builds, the PEX): copied
-        there from this build's root, or made."""
-        with self._rootfs_lock:
-            done = self.cache / "rootfs" / self.rootfs_key
-            if not done.is_dir():
-                if self._rootfs is not None:
-                    debian_rootfs.publish(self._rootfs, done)
-                else:
-                    self._make_root(lambda: debian_rootfs.build(self.project, self.cache,
-                                                                self.epoch))
-            self._rootfs = done
-            return done
+    def base_layer(self, with_tree: bool) -> Action:
+        """The base layer's action. ``with_tree``: the build makes the root's tree anyway (an
+        sdist is built in it), so the layer waits for it and is written from it; otherwise
+        it makes a root of its own in a scratch folder when the cache has none. Its key is the
+        same either way: its input is the root action's key, under the same name."""
+        root, epoch, project = self.root, self.epoch, self.project
 
-    def base_root(self) -> Path:
-        """The Debian root the base layer is written from: the cache's if it is there, else
-        one made in a scratch folder for this build only (copying it into the cache would
-        cost a cold build about 1.4 s; later builds find the base layer in the action cache
-        and the few files they read in the root's facts)."""
-        with self._rootfs_lock:
-            if self._rootfs is None:
-                cached = self.cache / "rootfs" / self.rootfs_key
-                self._rootfs = cached if cached.is_dir() else self._make_root(
-                    lambda: self._scratch.enter_context(
-                        debian_rootfs.made(self.project, self.cache, self.epoch)))
-            return self._rootfs
+        def run(ctx) -> Made:
+            cached = action_cache.get(ctx.cache, root.key)
+            if cached is not None:
+                tree = cached.tree(ctx.cache, "root")
+                return layer_made(layer.write_tree(tree, ctx.cache, epoch), **cached.values)
+            with debian_rootfs.made(project, ctx.cache, epoch) as tree:
+                return layer_made(layer.write_tree(tree, ctx.cache, epoch),
+                                  **debian_rootfs.facts(tree))
+
+        self.base = Action("layer", "debian base",
+                           {f"{root.kind}: {root.label}": root.key, "recipe": LAYER_RECIPE},
+                           run, deps=(root,) if with_tree else (), urgent=True)
+        return self.base
 
     def root_text(self, rel: str) -> str:
-        """A file of the Debian root: from this build's root, else the facts saved when the
-        root was made (rules.debian.debian_rootfs.FACTS), else from a root made for it."""
-        with self._rootfs_lock:
-            root = self._rootfs
-        if root is None:
-            saved = debian_rootfs.fact(self.cache, self.rootfs_key, rel)
-            if saved is not None:
-                return saved
-            root = self.base_root()
-        return (root / rel).read_text(encoding="utf-8")
+        """A file of the Debian root the base layer was written from (from its record)."""
+        record = action_cache.get(self.cache, self.base.key)
+        if record is None:
+            record = scheduler.run([self.base], self.cache)[self.base].record
+        return record.values[rel]
 
-    def _make_root(self, make) -> Path:
-        """(with _rootfs_lock held)"""
-        if self._rootfs_error is not None:
-            raise self._rootfs_error
-        try:
-            for pkg in debian_lock.load(self.project)["packages"]:
-                self.verify(pkg["sha256"], pkg["filename"])
-            return make()
-        except BaseException as e:
-            self._rootfs_error = e
-            raise
+    def rootfs(self) -> Path:
+        """The Debian root as a tree of the cache (made if missing)."""
+        return scheduler.run([self.root], self.cache)[self.root].record.tree(self.cache, "root")
 
-    def rootfs_cached(self) -> bool:
-        return debian_rootfs.cached(self.cache, self.rootfs_key)
+    def wheels(self, airflow: str) -> dict[str, Wheel]:
+        """Package name -> its wheel (a file, or an action that makes it)."""
+        lock = self.project.locks[airflow]
+        text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
+        chosen = pypi_files.load_choices(self.cache, text, lock.lock)
+        out = {c.name: Wheel(c.name, c.sha256, c.filename) for c in chosen if c.kind == "wheel"}
+        sdists = [c for c in chosen if c.kind != "wheel"]
+        if sdists:
+            tools = sdist_build.tools_of(chosen)
+            for c in sdists:
+                out[c.name] = Wheel(c.name, action=sdist_build.action(c, tools, self.root))
+        patchset = self.project.patches.get(airflow)
+        if patchset and "apache-airflow" in out and out["apache-airflow"].sha256:
+            upstream = out["apache-airflow"]
+            out["apache-airflow"] = Wheel("apache-airflow", action=patched_wheel.action(
+                self.project, patchset, upstream.filename, upstream.sha256))
+        return out
 
-    def python_root(self) -> Path:
-        """Where the image's python3.9 byte-compiles (see rules.debian.python_root)."""
-        with self._python_lock:
-            if self._python_root is None:
-                for pkg in python_root.packages(self.project):
-                    self.verify(pkg["sha256"], pkg["filename"])
-                self._python_root = python_root.build(self.project, self.cache)
-            return self._python_root
+    def wheel_files(self, airflow: str) -> dict[str, tuple[Path, str, str]]:
+        """Package name -> (blob, filename, sha256), running the actions that make wheels."""
+        wheels = self.wheels(airflow)
+        makers = [w.action for w in wheels.values() if w.action is not None]
+        outcomes = scheduler.run(makers, self.cache) if makers else {}
+        records = {a.key: o.record for a, o in outcomes.items()}
+        return {n: w.resolve(self.cache, records) for n, w in wheels.items()}
 
     def verify_all(self, airflow: str) -> None:
         """Check every locked input of an Airflow version (the Debian packages, the chosen
@@ -115,47 +150,14 @@ class Inputs:
             self.verify(c.sha256, c.filename)
 
     def verify(self, sha256: str, name: str) -> Path:
-        with self._lock:
-            return self._verified.check(sha256, name)
+        return self._verified.check(sha256, name)
 
-    def save(self):
+    def save(self) -> None:
         self._verified.save()
 
 
-def wheels_for(project: Project, airflow: str, inputs: "Inputs"
+def wheels_for(project: Project, airflow: str, inputs: Inputs
                ) -> dict[str, tuple[Path, str, str]]:
     """Package name -> (wheel blob, wheel filename, wheel sha256), sdists built as needed and
     Airflow patched when the project backports fixes to it."""
-    lock = project.locks[airflow]
-    text = (Path(project.root) / lock.lock).read_text(encoding="utf-8")
-    chosen = pypi_files.load_choices(inputs.cache, text, lock.lock)
-    out = {}
-    sdists = []
-    for c in chosen:
-        inputs.verify(c.sha256, c.filename)
-        if c.kind == "wheel":
-            out[c.name] = (download.cas_path(inputs.cache, c.sha256), c.filename, c.sha256)
-        else:
-            sdists.append(c)
-    patchset = project.patches.get(airflow)
-    if patchset and "apache-airflow" in out:
-        blob, name, sha256 = patched_wheel.patched(project, patchset, *out["apache-airflow"],
-                                                   inputs.cache)
-        out["apache-airflow"] = (inputs.verify(sha256, name), name, sha256)  # as sdists' wheels
-    if not sdists:
-        return out
-    tools = sdist_build.tools_of(chosen)
-
-    def built(c):
-        record = sdist_build.record_path(inputs.cache,
-                                         sdist_build.build_key(c, tools, inputs.rootfs_key))
-        if not record.exists():  # (built in the Debian root, which is never written)
-            sdist_build.built_wheel(c, tools, inputs.base_root(), inputs.rootfs_key,
-                                    inputs.cache)
-        data = json.loads(record.read_text())
-        blob = inputs.verify(data["sha256"], data["wheel"])
-        return c.name, (blob, data["wheel"], data["sha256"])
-
-    with ThreadPoolExecutor(2) as pool:
-        out.update(pool.map(built, sdists))
-    return out
+    return inputs.wheel_files(airflow)

@@ -46,17 +46,6 @@ def python_groups(project: Project, line: RuntimeLine) -> list[tuple[str, list[s
     return plan + [("apache-airflow", airflow_names), ("providers", providers)]
 
 
-def tree_item(name: str, wheels, inputs: Inputs) -> tuple[Path, str, str, str]:
-    blob, filename, sha256 = wheels[name]
-    return blob, filename, wheel_install.tree_key(sha256, inputs.python_key), name
-
-
-def python_layer(names, wheels, inputs: Inputs, epoch: int, in_worker) -> layer.Layer:
-    items = [tree_item(n, wheels, inputs) for n in names]
-    root = inputs.python_root()
-    return in_worker(python_layer_job, items, inputs.cache, root, epoch)
-
-
 def python_layer_job(items, cache: Path, root: Path, epoch: int) -> layer.Layer:
     """In a worker process (rules.graph.workers): unpacking, stripping and tar writing are Python
     code, which in threads of one process contend for the GIL."""

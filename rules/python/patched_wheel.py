@@ -10,12 +10,12 @@ result is cached in the CAS by the digest of everything that goes into it.
 import base64
 import hashlib
 import io
-import json
 import re
 import zipfile
 from pathlib import Path
 
 from rules.common import atomic
+from rules.graph.action import Action, Made
 from rules.fetch import download
 from rules.python import patch_apply
 from rules.common.errors import UserError
@@ -33,28 +33,24 @@ def check_header(path: str, header: str) -> None:
                         "(apache/airflow#NUMBER or a github.com/apache/airflow/pull/NUMBER link)")
 
 
-def patched(project: Project, patchset: AirflowPatches, wheel: Path, filename: str,
-            sha256: str, cache: Path) -> tuple[Path, str, str]:
-    """(blob, wheel filename, sha256) of the patched wheel, made on a cache miss."""
+def action(project: Project, patchset: AirflowPatches, filename: str, sha256: str) -> Action:
+    """The action that makes the patched wheel from the locked one (``filename``, ``sha256``,
+    in the content-addressed store): keyed by the wheel, the local version and each patch."""
     root = Path(project.root)
     texts = [(p, (root / p).read_bytes()) for p in patchset.patches]
-    key = hashlib.sha256(json.dumps(
-        [RECIPE, sha256, patchset.version,
-         [(Path(p).name, hashlib.sha256(t).hexdigest()) for p, t in texts]]).encode()).hexdigest()
-    record = Path(cache) / "patched-wheels" / f"{key}.json"
-    if record.exists():
-        data = json.loads(record.read_text())
-        blob = download.cas_path(cache, data["sha256"])
-        if blob.exists():
-            return blob, data["wheel"], data["sha256"]
-    name, data = repack(Path(wheel).read_bytes(), filename, patchset.version, texts)
-    digest = hashlib.sha256(data).hexdigest()
-    blob = download.cas_path(cache, digest)
-    if not blob.exists():
-        atomic.write_bytes(blob, data)
-    atomic.write_text(record, json.dumps({"wheel": name, "sha256": digest,
-                                          "patches": [p for p, _ in texts]}) + "\n")
-    return blob, name, digest
+
+    def run(ctx) -> Made:
+        wheel = download.cas_path(ctx.cache, sha256)
+        name, data = repack(wheel.read_bytes(), filename, patchset.version, texts)
+        digest = hashlib.sha256(data).hexdigest()
+        blob = download.cas_path(ctx.cache, digest)
+        if not blob.exists():
+            atomic.write_bytes(blob, data)
+        return Made(blobs={"wheel": (digest, len(data))}, values={"filename": name})
+
+    inputs = {"wheel": sha256, "version": patchset.version, "recipe": str(RECIPE)}
+    inputs.update({p: hashlib.sha256(t).hexdigest() for p, t in texts})
+    return Action("patched wheel", f"{filename} + {len(texts)} patches", inputs, run)
 
 
 def repack(wheel: bytes, filename: str, version: str,

@@ -2,11 +2,11 @@
 
 The build uses the lock's own pip, setuptools and wheel (installed as package trees and put on
 PYTHONPATH): no build isolation, no index, SOURCE_DATE_EPOCH fixed. The wheel is cached by the
-digest of everything that went into it.
+digest of everything that went into it: an action of the build graph (kind "sdist wheel"),
+run by `invoke fetch` so that `invoke image` finds the wheels made.
 """
 
 import hashlib
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,61 +17,48 @@ from rules.fetch import download
 from rules.python import wheel_install
 from rules.common.errors import UserError
 from rules.fetch.pypi_files import Chosen
+from rules.graph.action import Action, Made
 
 BUILD_VERSION = 1
 BUILD_TOOLS = ("pip", "setuptools", "wheel")
 WHEEL_EPOCH = 315532800  # 1980-01-01, the earliest time a zip file can hold
 
 
-def build_key(sdist: Chosen, tools: list[Chosen], rootfs_key: str) -> str:
-    text = json.dumps([BUILD_VERSION, sdist.sha256, sorted(t.sha256 for t in tools),
-                       rootfs_key])
-    return hashlib.sha256(text.encode()).hexdigest()
+def action(sdist: Chosen, tools: list[Chosen], root: Action) -> Action:
+    """The action that builds ``sdist`` into a wheel in the Debian root of ``root`` (a tree
+    action), with the lock's build ``tools`` (each a package tree action)."""
+    trees = [wheel_install.tool_tree_action(t) for t in tools]
 
-
-def built_wheel(sdist: Chosen, tools: list[Chosen], rootfs: Path, rootfs_key: str,
-                cache: Path) -> tuple[Path, str]:
-    """The wheel built from ``sdist`` (path in the CAS, sha256), building it on a miss."""
-    record = record_path(cache, build_key(sdist, tools, rootfs_key))
-    if record.exists():
-        data = json.loads(record.read_text())
-        path = download.cas_path(cache, data["sha256"])
-        if path.exists():
-            return path, data["sha256"]
-    trees = {}
-    for tool in tools:
-        wheel = download.cas_path(cache, tool.sha256)
-        tkey = wheel_install.tree_key(tool.sha256, "build-tool")
-        trees[tool.name] = wheel_install.install_tree(wheel, tool.filename, cache, tkey,
-                                                      tool.name)
-    src = download.cas_path(cache, sdist.sha256)
-    with tempfile.TemporaryDirectory(prefix="runtime-sdist-") as tmp:
-        (Path(tmp) / "src").mkdir()
-        (Path(tmp) / "out").mkdir()
-        shutil.copy(src, Path(tmp) / "src" / sdist.filename)
-        binds = {"src": Path(tmp) / "src", "out": Path(tmp) / "out", **trees}
-        path = ":".join(f"/mnt/{name}/site" for name in sorted(trees))
-        chroot.run(rootfs, ["python3.9", "-m", "pip", "wheel", "--no-deps",
-                            "--no-build-isolation", "--no-index", "-q", "-w", "/mnt/out",
-                            f"/mnt/src/{sdist.filename}"],
-                   binds=binds, env={"PYTHONPATH": path, "SOURCE_DATE_EPOCH": str(WHEEL_EPOCH)},
-                   what=f"building {sdist.filename} into a wheel")
-        wheels = list((Path(tmp) / "out").glob("*.whl"))
-        if len(wheels) != 1:
-            raise UserError(f"building {sdist.filename} gave {len(wheels)} wheels")
-        data = wheels[0].read_bytes()
+    def run(ctx) -> Made:
+        rootfs = ctx.dep(root).tree(ctx.cache, "root")
+        binds = {tool.name: ctx.dep(tree).tree(ctx.cache, "tree")
+                 for tool, tree in zip(tools, trees)}
+        src = download.cas_path(ctx.cache, sdist.sha256)
+        with tempfile.TemporaryDirectory(prefix="runtime-sdist-") as tmp:
+            (Path(tmp) / "src").mkdir()
+            (Path(tmp) / "out").mkdir()
+            shutil.copy(src, Path(tmp) / "src" / sdist.filename)
+            path = ":".join(f"/mnt/{name}/site" for name in sorted(binds))
+            binds.update({"src": Path(tmp) / "src", "out": Path(tmp) / "out"})
+            chroot.run(rootfs, ["python3.9", "-m", "pip", "wheel", "--no-deps",
+                                "--no-build-isolation", "--no-index", "-q", "-w", "/mnt/out",
+                                f"/mnt/src/{sdist.filename}"],
+                       binds=binds,
+                       env={"PYTHONPATH": path, "SOURCE_DATE_EPOCH": str(WHEEL_EPOCH)},
+                       what=f"building {sdist.filename} into a wheel")
+            wheels = list((Path(tmp) / "out").glob("*.whl"))
+            if len(wheels) != 1:
+                raise UserError(f"building {sdist.filename} gave {len(wheels)} wheels")
+            data = wheels[0].read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        target = download.cas_path(cache, sha)
+        target = download.cas_path(ctx.cache, sha)
         if not target.exists():
             atomic.write_bytes(target, data)
-    atomic.write_text(record, json.dumps({"sdist": sdist.filename, "wheel": wheels[0].name,
-                                          "sha256": sha}) + "\n")
-    return target, sha
+        return Made(blobs={"wheel": (sha, len(data))}, values={"filename": wheels[0].name})
 
-
-def record_path(cache: Path, key: str) -> Path:
-    """Where the record of a built wheel (sdist name, wheel name, sha256) is kept."""
-    return Path(cache) / "sdist-wheels" / f"{key}.json"
+    return Action("sdist wheel", f"{sdist.name} ({sdist.filename})",
+                  {"sdist": sdist.sha256, "recipe": str(BUILD_VERSION)}, run,
+                  deps=(root, *trees))
 
 
 def tools_of(chosen: list[Chosen]) -> list[Chosen]:

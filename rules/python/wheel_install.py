@@ -19,6 +19,9 @@ from pathlib import Path
 
 from rules.common import scratch
 from rules.debian import chroot
+from rules.fetch import download
+from rules.graph import action_cache
+from rules.graph.action import Action, Made
 from rules.python import elf_strip, wheel_unpack
 
 INSTALL_VERSION = 3  # bump when the recipe changes
@@ -35,19 +38,22 @@ def tree_key(wheel_sha256: str, compiler_key: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def tree_path(cache: Path, key: str) -> Path:
-    return Path(cache) / "pkgtrees" / key
+def tool_tree_action(tool) -> Action:
+    """The package tree of a build tool's wheel (``tool``: a rules.fetch.pypi_files.Chosen),
+    in the cache, without .pyc: build tools never go into an image."""
+    def run(ctx) -> Made:
+        done = action_cache.tree_path(ctx.cache, "package tree", action.key)
+        if not done.is_dir():
+            done.parent.mkdir(parents=True, exist_ok=True)
+            wheel = download.cas_path(ctx.cache, tool.sha256)
+            work = _unpack(wheel, tool.filename, done.parent, action.key, tool.name)
+            _publish(work, done)
+        return Made(trees={"tree": done.relative_to(ctx.cache).as_posix()})
 
-
-def install_tree(wheel: Path, filename: str, cache: Path, key: str, name: str) -> Path:
-    """Unpack ``wheel`` (stored as ``filename``) into its package tree in the cache, without
-    .pyc (for build tools, which never go into an image)."""
-    done = tree_path(cache, key)
-    if not done.is_dir():
-        done.parent.mkdir(parents=True, exist_ok=True)
-        work = _unpack(wheel, filename, done.parent, key, name)
-        _publish(work, done)
-    return done
+    action = Action("package tree", f"{tool.name} ({tool.filename})",
+                    {"wheel": tool.sha256, "recipe": str(INSTALL_VERSION), "site": SITE,
+                     "python": PYTHON}, run)
+    return action
 
 
 @contextlib.contextmanager

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rules.fetch import locked_inputs as fetching
+from rules.graph import action_cache
 from rules.image import build as image
 from rules.load import project
 from tests.fixtures import REPO, invoke_argv, run_invoke
@@ -29,10 +31,7 @@ AIRFLOW = project.load(REPO).airflow_version("2.2.4")  # upstream's, or the patc
 
 def fresh_cache(path: Path) -> Path:
     """A cache that shares only the downloaded inputs: every build action runs again."""
-    path.mkdir(parents=True)
-    (path / "cas").symlink_to(DOWNLOADS / "cas")
-    shutil.copytree(DOWNLOADS / "pypi-choices", path / "pypi-choices")
-    return path
+    return fetching.cache_of_fetched(DOWNLOADS, path, kinds=("file choice",))
 
 
 def checkout_copy(path: Path) -> Path:
@@ -53,8 +52,8 @@ def layer_digests(out: Path, tag: str) -> list[str]:
     return [entry["Layers"] for entry in manifest if f"runtime:{tag}" in entry["RepoTags"]][0]
 
 
-def build_cli(cwd: Path, cache: Path, out: Path, **kw):
-    return run_invoke(cwd, "image", "--runtime", "4.2", "--out", str(out),
+def build_cli(cwd: Path, cache: Path, out: Path, args=(), **kw):
+    return run_invoke(cwd, "image", "--runtime", "4.2", "--out", str(out), *args,
                       env={"RUNTIME_CACHE": str(cache), **kw.pop("env", {})}, **kw)
 
 
@@ -72,8 +71,12 @@ def build_a(work):
     cache, out = fresh_cache(work / "cache-a"), work / "out-a"
     proc = build_cli(REPO, cache, out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # the Debian root was made in a scratch folder, never copied into the cache
-    assert not (cache / "rootfs").exists() and len(list((cache / "rootfs-facts").iterdir())) == 1
+    # the Debian root was made once (a tree of the cache: the sdists of 2.2.4 are built in
+    # it); the base layer's record keeps the file of it the config layer reads
+    assert len(list((cache / "trees" / "debian-root").iterdir())) == 1
+    records = [action_cache.read(cache, p.stem) for p in (cache / "actions").glob("*.json")]
+    base = [r for r in records if r.kind == "layer" and r.label == "debian base"]
+    assert len(base) == 1 and "root:x:0:0" in base[0].values["etc/passwd"]
     return cache, out
 
 
@@ -131,6 +134,37 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     changed = [i for i, (x, y) in enumerate(zip(before, after))
                if x[len("blobs/sha256/"):] != y[7:]]
     assert len(before) == len(after) and len(changed) == 1
+    # --explain: the one action that ran, and the one input of it that changed
+    assert result.explained == [
+        "module ui: ui/runtime_ui/__init__.py as site/runtime_ui/__init__.py changed"]
+
+
+def test_graph_lists_every_action_and_explain_says_why(build_a, work):
+    """`invoke graph` prints the actions without running any; `invoke image --explain` says
+    which inputs of each action that ran changed since the last build of the line."""
+    cache, _ = build_a
+    proc = run_invoke(REPO, "graph", "--runtime", "4.2", "--inputs",
+                      env={"RUNTIME_CACHE": str(cache), "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    labels = [s.name for s in image.build(project.load(REPO), "4.2", ("base",),
+                                          work / "out-graph", cache).steps]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("│")]
+    for label in labels:
+        assert any(f" {label} " in row and " yes " in row for row in rows), (label, rows)
+    kinds = {row.split("│")[1].strip() for row in rows}
+    assert {"layer", "debian root", "python root", "sdist wheel", "patched wheel",
+            "package tree"} <= kinds
+    assert "    ui/runtime_ui/footer.py as site/runtime_ui/footer.py = " in proc.stdout
+    checkout = checkout_copy(work / "checkout-explain")
+    footer = checkout / "ui" / "runtime_ui" / "footer.py"
+    footer.write_text(footer.read_text() + "\n# explained\n")
+    proc = build_cli(checkout, cache, work / "out-explain", args=("--explain",))
+    assert proc.returncode == 0, proc.stderr
+    assert "explain: 1 action(s) ran" in proc.stdout, proc.stdout
+    assert "  module ui: ui/runtime_ui/footer.py as site/runtime_ui/footer.py changed" \
+        in proc.stdout, proc.stdout
+    proc = build_cli(checkout, cache, work / "out-explain", args=("--explain",))
+    assert "explain: every action was in the cache" in proc.stdout, proc.stdout
 
 
 def test_a_new_version_rebuilds_only_the_config_without_a_debian_root(build_a, work,
@@ -203,7 +237,7 @@ def test_python_root_compiles_the_bytes_of_the_full_root(build_a, work):
 def test_corrupted_cached_input_is_named_and_nothing_is_written(work):
     cache = work / "cache-corrupt"
     (cache / "cas" / "sha256").mkdir(parents=True)
-    shutil.copytree(DOWNLOADS / "pypi-choices", cache / "pypi-choices")
+    fetching.copy_records(DOWNLOADS, cache, ("file choice",))
     for blob in (DOWNLOADS / "cas" / "sha256").glob("*/*"):
         (cache / "cas" / "sha256" / blob.parent.name).mkdir(exist_ok=True)
         (cache / "cas" / "sha256" / blob.parent.name / blob.name).symlink_to(blob)
