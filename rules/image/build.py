@@ -24,7 +24,7 @@ from rules.debian import debian_rootfs
 from rules.graph import action_cache, workers
 from rules.image import inputs as inputs_mod  # noqa: F401
 from rules.image import layers
-from rules.image.config import (FLAVORS, REPO, config_files, image_of,  # noqa: F401
+from rules.image.config import (config_files, image_of,  # noqa: F401
                                 version_metadata)
 from rules.image.inputs import Inputs, wheels_for  # noqa: F401
 from rules.load.model import Project, RuntimeLine
