@@ -178,7 +178,7 @@ def config_layer(project: Project, line: RuntimeLine, lock_text: str, inputs: In
     image = project.image(line)
     with tempfile.TemporaryDirectory(prefix="runtime-config-") as tmp:
         home = image.home.strip("/")
-        # the home_dirs exist, the user's: a volume mounted there (the Astro CLI's logs volume)
+        # the home_dirs exist, the user's: a volume mounted there (e.g. a logs volume)
         # starts with their owner and mode, so the application can write there
         owned = [home, *(f"{home}/{d.strip('/')}" for d in image.home_dirs)]
         entries: dict[str, Path | None] = dict.fromkeys(owned)

@@ -58,7 +58,7 @@ class RuntimeModule:
     srcs: tuple[str, ...]  # repo-relative paths
     description: str
     scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
-    airflow_plugin: str = ""  # "module:Class" registered as an `airflow.plugins` entry point
+    airflow_plugin: str = ""  # "module:Class", an entry point in the image's plugin_group
     env: tuple[tuple[str, str], ...] = ()  # (name, value) added to the image's environment
     airflow_home: tuple[tuple[str, str], ...] = ()  # (name in AIRFLOW_HOME, repo-relative source)
 
