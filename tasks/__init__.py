@@ -134,7 +134,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     from datetime import date
 
     from rules.common import output
-    from rules.image import build as image
+    from rules.image import policy
     from tasks import dockerd, system_deps
     from rules.release import releases as releasing
 
@@ -167,7 +167,8 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
             raise UserError("refused: the checkout changed while the gates ran; release again")
         data = releasing.facts(edited, plan.new_line, digests, today, state[0])
         previous = releasing.latest(root, plan.new_line) or releasing.latest(root, plan.line)
-        entry = releasing.notes_entry(data, previous)
+        img = edited.image(edited.line(plan.new_line))
+        entry = releasing.notes_entry(data, previous, img)
         # images first, then the record and notes, then BUILD and the policy: a failure on
         # the way leaves no new version in BUILD without its record
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -179,8 +180,9 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
         releasing.apply_edits(root, plan)
     print(entry)
     report.table(f"Runtime {plan.version}", ("image", "digest"),
-                 [(f"{image.REPO}:{releasing.tag(plan.version, f)}, "
-                   f"{image.REPO}:{releasing.floating(plan.version, f)}", d)
+                 [(", ".join(policy.reference(img, t) for t in (
+                     policy.tag(img, plan.version, f),
+                     *policy.floating_tags(img, plan.version, f))), d)
                   for f, d in sorted(digests.items())])
     print(f"images: {final}; record: {releasing.RECORDS}/{plan.version}.json; "
           f"notes: {releasing.NOTES}")
@@ -268,7 +270,7 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 
 
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
-            "flavor": "onbuild (tag <version>), base (tag <version>-base) or all",
+            "flavor": "a flavor of the line's runtime_image (runtime/BUILD: onbuild, base) or all",
             "out": "output folder of the OCI layout (default: out/runtime-<version>)",
             "load": "load the images into the Docker engine (Docker SDK)",
             "explain": "say, for each action that ran, which of its inputs changed since the "
@@ -277,14 +279,16 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
     from rules.image import build as images
+    from rules.image.config import flavors as flavors_of
     from tasks import system_deps
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
-    flavors = images.FLAVORS if flavor == "all" else (flavor,)
-    if any(f not in images.FLAVORS for f in flavors):
-        raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
     line = proj.line(runtime)
+    known = flavors_of(proj, line)
+    flavors = known if flavor == "all" else (flavor,)
+    if any(f not in known for f in flavors):
+        raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
     out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
     result = images.build(proj, runtime, flavors, out, default_cache())
     report.image_summary(result)

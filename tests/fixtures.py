@@ -43,6 +43,24 @@ runtime_line(
     source_date_epoch = 1646179200,
     providers = "//providers:default",
     modules = [],
+    image = "//runtime:image",
+)
+"""
+
+# A small image policy (runtime/BUILD of a fixture project): no Airflow or Astronomer values.
+IMAGE = """\
+runtime_image(
+    name = "image",
+    repository = "fixture",
+    tag = "{version}{tag_suffix}",
+    floating_tags = ["{major_minor}{tag_suffix}"],
+    flavors = {"main": {}, "slim": {"tag_suffix": "-slim"}},
+    user = "app",
+    uid = 1000,
+    gid = 1000,
+    home = "/home/app",
+    data_dir = "/usr/local/share/fixture",
+    env = {"APP_VERSION": "{version}"},
 )
 """
 
@@ -95,6 +113,7 @@ def make_project(root: Path, packages=("otherdep",), constraints=()) -> Path:
     (root / "WORKSPACE").write_text(WORKSPACE.format(constraints=json.dumps(list(constraints))))
     (root / "BUILD").write_text(BUILD)
     (root / "runtime").mkdir(exist_ok=True)
+    (root / "runtime" / "BUILD").write_text(IMAGE)
     (root / "runtime" / "support.json").write_text(
         '{"lines": {"4.2": {"lts": true, "supported_until": "2030-01-01"}}}\n')
     (root / "providers").mkdir(exist_ok=True)

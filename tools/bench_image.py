@@ -28,6 +28,7 @@ from packaging.utils import parse_wheel_filename  # noqa: E402
 
 from rules.fetch import locked_inputs as fetch  # noqa: E402
 from rules.image import build as image  # noqa: E402
+from rules.image import policy  # noqa: E402
 from rules.load import project  # noqa: E402
 from rules.oci import layout as oci  # noqa: E402
 from rules.common.cache import default_cache  # noqa: E402
@@ -94,7 +95,8 @@ def main():
         from rules.oci import docker_load
 
         docker_load.load(tmp / "out")
-        ours = f"runtime:{proj.line(LINE).version}-base"
+        img = proj.image(proj.line(LINE))
+        ours = policy.reference(img, policy.tag(img, proj.line(LINE).version, "base"))
         context = dockerfile_context(proj, result, cache, tmp)
         for n in range(rounds):
             if n:  # the machine's speed drifts: alternate the two cold builds

@@ -25,11 +25,13 @@ LINE, LINES, ROUNDS = "4.2", 100_000, 9
 
 def image_tag() -> str:
     from rules.image import build as image
+    from rules.image import policy
     from rules.load import project
     from rules.oci import docker_load
 
     proj = project.load(REPO)
-    tag = f"{image.REPO}:{proj.line(LINE).version}-base"
+    line = proj.line(LINE)
+    tag = policy.reference(proj.image(line), policy.tag(proj.image(line), line.version, "base"))
     if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode:
         with tempfile.TemporaryDirectory() as out:
             image.build(proj, LINE, ("base",), Path(out), default_cache())

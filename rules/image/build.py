@@ -21,7 +21,7 @@ from rules.common import report
 from rules.graph import action_cache, scheduler
 from rules.graph.action import Action
 from rules.image import layers
-from rules.image.config import (FLAVORS, REPO, config_files, image_of,  # noqa: F401
+from rules.image.config import (config_files, image_of,  # noqa: F401
                                 version_metadata)
 from rules.image.inputs import LAYER_RECIPE, Inputs, layer_made, layer_of, wheels_for  # noqa: F401
 from rules.load.model import Project, RuntimeLine

@@ -1,48 +1,63 @@
-"""The image's policy and config: user, home, env, entrypoint, labels, ONBUILD triggers, the
-version metadata and the files of the config layer."""
+"""The image config and the files of the config layer, made from the line's image policy.
+
+Who the image runs as, its home, environment, entrypoint, labels, annotations, ONBUILD triggers
+and names are declared in Starlark (`runtime_image`, referenced by each `runtime_line`;
+rules.image.policy fills its templates): this module only assembles them, with the version
+metadata and the pip constraints of the line's lock.
+"""
 
 import json
 import subprocess
 from pathlib import Path
 
+from rules.image import policy
 from rules.image.inputs import Inputs
 from rules.load.model import Project, RuntimeLine
 from rules.lock import requirements_file
 from rules.oci import layout as oci
 
-REPO = "runtime"
-AIRFLOW_HOME = "/usr/local/airflow"
-SHARE = "usr/local/share/runtime"
-ASTRO_UID = 50000
-FLAVORS = ("onbuild", "base")
-MODULE_DIST_VERSION = "1.0.0"  # of the dist-info a module with an Airflow plugin gets
-PROVIDER_PREFIXES = ("apache-airflow-providers-", "astronomer-providers", "openlineage-")
+
+def flavors(project: Project, line: RuntimeLine) -> tuple[str, ...]:
+    """The line's flavors, in build order (what `FLAVORS` was)."""
+    return policy.flavors(project.image(line))
 
 
 def version_metadata(project: Project, line: RuntimeLine) -> dict:
+    image = project.image(line)
     patchset = project.patches.get(line.airflow)
+    default = image.flavors[0].name
     return {"runtime_version": line.version, "line": line.name, "lts": line.lts,
             "airflow_version": project.airflow_version(line.airflow),
             "airflow_patches": [Path(p).name for p in patchset.patches] if patchset else [],
             "python": line.python, "debian": line.debian,
-            "image": f"{REPO}:{line.version}"}
+            "image": policy.reference(image, policy.tag(image, line.version, default))}
+
+
+def data_dir(project: Project, line: RuntimeLine) -> str:
+    """The policy's data_dir, relative (as a path inside a layer)."""
+    return project.image(line).data_dir.strip("/")
+
+
+def passwd_entry(project: Project, line: RuntimeLine) -> str:
+    image = project.image(line)
+    return f"{image.user}:x:{image.uid}:{image.gid}:{image.user}:{image.home}:{image.shell}\n"
 
 
 def config_files(project: Project, line: RuntimeLine, lock_text: str,
-                  inputs: Inputs) -> dict[str, bytes]:
+                 inputs: Inputs) -> dict[str, bytes]:
     airflow = project.airflow_version(line.airflow)
     pins = [f"{e.name}=={airflow if e.name == 'apache-airflow' else e.version}"
             for e in requirements_file.parse(lock_text)[1]]
     passwd = inputs.root_text("etc/passwd")
     version = version_metadata(project, line)
+    share = data_dir(project, line)
     return {
-        "etc/passwd": (passwd + f"astro:x:{ASTRO_UID}:0:astro:{AIRFLOW_HOME}:/bin/bash\n"
-                       ).encode(),
-        "etc/pip.conf": b"[install]\nconstraint = /" + SHARE.encode() + b"/constraints.txt\n",
-        f"{SHARE}/constraints.txt": (
+        "etc/passwd": (passwd + passwd_entry(project, line)).encode(),
+        "etc/pip.conf": b"[install]\nconstraint = /" + share.encode() + b"/constraints.txt\n",
+        f"{share}/constraints.txt": (
             f"# The Runtime {line.version} environment: pip may add packages, never change"
             " these.\n" + "\n".join(pins) + "\n").encode(),
-        f"{SHARE}/version.json": (json.dumps(version, indent=2, sort_keys=True) + "\n").encode(),
+        f"{share}/version.json": (json.dumps(version, indent=2, sort_keys=True) + "\n").encode(),
     }
 
 
@@ -54,47 +69,38 @@ def revision(project: Project) -> str:
         return "unknown"
 
 
-def image_of(project: Project, line: RuntimeLine, flavor: str, layers, history) -> oci.Image:
-    tag = line.version if flavor == "onbuild" else f"{line.version}-base"
-    labels = {"io.astronomer.docker.runtime.version": line.version,
-              "io.astronomer.docker.airflow.version": project.airflow_version(line.airflow),
-              "io.astronomer.docker.runtime.lts": "true" if line.lts else "false",
-              "org.opencontainers.image.version": line.version}
+def image_config(project: Project, line: RuntimeLine, flavor: str) -> dict:
+    """The `config` part of the image config of one flavor."""
+    image = project.image(line)
+    values = policy.values(project, line, flavor)
+
+    def fill(text: str) -> str:
+        return policy.fill(text, values)
+
     config = {
-        "User": "astro",
-        "WorkingDir": AIRFLOW_HOME,
-        "Env": [
-            "PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
-            f"AIRFLOW_HOME={AIRFLOW_HOME}",
-            f"ASTRONOMER_RUNTIME_VERSION={line.version}",
-            f"RUNTIME_VERSION={line.version}",
-            f"AIRFLOW_VERSION={project.airflow_version(line.airflow)}",
-            f"PIP_CONSTRAINT=/{SHARE}/constraints.txt",
-            "PIP_DISABLE_PIP_VERSION_CHECK=1",
-            "PYTHONUNBUFFERED=1",
-            "LANG=C.UTF-8",
-            *(f"{k}={v}" for label in line.modules for k, v in project.modules[label].env),
-        ],
-        "Entrypoint": ["/usr/bin/dumb-init", "--", "/usr/local/bin/runtime-entrypoint"],
-        "Cmd": [],
-        "ExposedPorts": {"8080/tcp": {}},
-        "Labels": labels,
+        "User": image.user,
+        "WorkingDir": fill(image.workdir),
+        "Env": [*(f"{k}={fill(v)}" for k, v in image.env),
+                *(f"{k}={v}" for label in line.modules for k, v in project.modules[label].env)],
+        "Entrypoint": [fill(a) for a in image.entrypoint],
+        "Cmd": [fill(a) for a in image.cmd],
+        "ExposedPorts": {port: {} for port in image.exposed_ports},
+        "Labels": {k: fill(v) for k, v in image.labels},
     }
-    if flavor == "onbuild":
-        config["OnBuild"] = [
-            "USER root",
-            "COPY packages.txt .",
-            "RUN /usr/local/bin/runtime-install-packages packages.txt",
-            "COPY requirements.txt .",
-            "RUN /usr/local/bin/runtime-install-requirements requirements.txt",
-            "USER astro",
-            "COPY --chown=astro:0 . .",
-        ]
-    annotations = {"org.opencontainers.image.version": line.version,
-                   "org.opencontainers.image.created": oci.rfc3339(line.source_date_epoch),
-                   "org.opencontainers.image.revision": revision(project),
-                   "org.opencontainers.image.title": f"Runtime {line.version} ({flavor})",
-                   "org.opencontainers.image.ref.name": tag}
-    floating = ".".join(line.version.split(".")[:2]) + ("" if flavor == "onbuild" else "-base")
-    return oci.Image(REPO, tag, list(layers), list(history), config, line.source_date_epoch,
-                     annotations, aliases=(floating,))
+    triggers = image.flavor(flavor).onbuild
+    if triggers:
+        config["OnBuild"] = [fill(t) for t in triggers]
+    return config
+
+
+def image_of(project: Project, line: RuntimeLine, flavor: str, layers, history) -> oci.Image:
+    image = project.image(line)
+    tag = policy.tag(image, line.version, flavor)
+    values = policy.values(project, line, flavor)
+    annotations = {k: policy.fill(v, values) for k, v in image.annotations}
+    annotations.update({"org.opencontainers.image.created": oci.rfc3339(line.source_date_epoch),
+                        "org.opencontainers.image.revision": revision(project),
+                        "org.opencontainers.image.ref.name": tag})
+    return oci.Image(image.repository, tag, list(layers), list(history),
+                     image_config(project, line, flavor), line.source_date_epoch, annotations,
+                     aliases=policy.floating_tags(image, line.version, flavor))

@@ -4,6 +4,11 @@ that share them, Airflow, the providers), one layer per Runtime module, and the 
 What the build (rules.image.build) calls, per layer: a function of named inputs (input name ->
 digest or value: the action's key is made of exactly these, and `--explain` names the ones that
 changed) and a function that writes the layer.
+
+Policy comes from BUILD, never from here: which distributions are providers from the line's
+`provider_set`, the home folder, its owner and mode, and the plugin metadata of a module from
+the line's `runtime_image` (rules.image.policy). Each value a layer is made from is one of its
+named inputs, so that changing it in BUILD rebuilds that layer.
 """
 
 import hashlib
@@ -13,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from rules.common import scratch
-from rules.image.config import (AIRFLOW_HOME, ASTRO_UID, MODULE_DIST_VERSION, PROVIDER_PREFIXES,
-                                config_files, version_metadata)
+from rules.image import policy
+from rules.image.config import config_files, data_dir, passwd_entry, version_metadata
 from rules.image.inputs import Inputs
 from rules.load.model import Project, RuntimeLine
 from rules.lock import requirements_file
@@ -31,12 +36,15 @@ def python_groups(project: Project, line: RuntimeLine) -> list[tuple[str, list[s
                    for e in requirements_file.parse((root / lock.lock).read_text())[1]}
                for a, lock in project.locks.items()}
     mine = entries[airflow]
+    pset = project.provider_sets[line.providers]
+    in_layer = policy.provider_distributions(
+        pset, mine, f"the Airflow {airflow} lock ({project.locks[airflow].lock})")
     groups: dict[tuple[str, ...], list[str]] = {}
     airflow_names, providers = [], []
     for name in sorted(mine):
         if name == "apache-airflow":
             airflow_names.append(name)
-        elif name.startswith(PROVIDER_PREFIXES):
+        elif name in in_layer:
             providers.append(name)
         else:
             sharing = tuple(sorted(a for a, e in entries.items() if e.get(name) == mine[name]))
@@ -74,17 +82,20 @@ def module_files(project: Project, module) -> list[tuple[str, Path]]:
     return files
 
 
-def module_metadata(module) -> dict[str, str]:
-    """Generated files of a module that registers an Airflow plugin: a dist-info, so Airflow
-    finds the plugin by its entry point (whatever the user mounts over plugins/)."""
+def module_metadata(project: Project, line: RuntimeLine, module) -> dict[str, str]:
+    """Generated files of a module that registers a plugin: a dist-info, so the application
+    finds the plugin by its entry point (in the image policy's `plugin_group`), whatever the
+    user mounts over its plugins folder. Name and version: the policy's `module_dist` and
+    `module_dist_version`."""
     if not module.airflow_plugin:
         return {}
-    dist = f"runtime_{module.name}"
-    info = f"site/{dist}-{MODULE_DIST_VERSION}.dist-info"
+    image = project.image(line)
+    dist, version = policy.module_dist(image, module.name), image.module_dist_version
+    info = f"site/{dist}-{version}.dist-info"
     return {
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\n"
-                            f"Version: {MODULE_DIST_VERSION}\nSummary: {module.description}\n",
-        f"{info}/entry_points.txt": f"[airflow.plugins]\n{module.name} = "
+                            f"Version: {version}\nSummary: {module.description}\n",
+        f"{info}/entry_points.txt": f"[{image.plugin_group}]\n{module.name} = "
                                     f"{module.airflow_plugin}\n",
         f"{info}/INSTALLER": "runtime\n",
     }
@@ -99,9 +110,9 @@ def module_inputs(project: Project, line: RuntimeLine, module) -> dict[str, str]
         digest = hashlib.sha256(f.read_bytes()).hexdigest()
         named[f"{f.relative_to(root).as_posix()} as {rel}"] = \
             digest + ("+x" if f.stat().st_mode & 0o100 else "")
-    for rel, text in sorted(module_metadata(module).items()):
+    for rel, text in sorted(module_metadata(project, line, module).items()):
         named[f"generated {rel}"] = hashlib.sha256(text.encode()).hexdigest()
-    named["airflow_home"] = AIRFLOW_HOME
+    named["home"] = project.image(line).home
     return named
 
 
@@ -115,7 +126,7 @@ def module_layer(project: Project, line: RuntimeLine, module, python_root: Path,
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             dst.chmod(0o755 if rel.startswith("bin/") or src.stat().st_mode & 0o100 else 0o644)
-        for rel, text in module_metadata(module).items():
+        for rel, text in module_metadata(project, line, module).items():
             dst = tree / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_text(text)
@@ -123,41 +134,49 @@ def module_layer(project: Project, line: RuntimeLine, module, python_root: Path,
         wheel_install.compile_trees(python_root, [tree])
         entries = wheel_install.image_entries([tree])
         home = tree / "home"
+        home_path = project.image(line).home.strip("/")
         for rel in (layer.walk(home) if home.is_dir() else []):
-            entries[f"{AIRFLOW_HOME.strip('/')}/{rel}"] = home / rel
-        # (AIRFLOW_HOME itself, owned by astro, comes from the config layer, which is last)
+            entries[f"{home_path}/{rel}"] = home / rel
+        # (home itself, owned by the image's user, comes from the config layer, which is last)
         return layer.write_entries(entries, cache, epoch, normalize_modes=True)
 
 
-CONFIG_RECIPE = 2  # the config layer's own: 2 added AIRFLOW_HOME/logs
+CONFIG_RECIPE = 2  # the config layer's own: 2 added the home folders (logs/)
 
 
 def config_inputs(project: Project, line: RuntimeLine, lock_text: str,
                   rootfs_key: str) -> dict[str, str]:
     """Named inputs of the config layer: what its files are made from (the Debian root's key,
-    not the root: a rebuild with every layer cached never needs the root)."""
+    not the root: a rebuild with every layer cached never needs the root), the image policy's
+    user and folders among them."""
+    image = project.image(line)
     return {"recipe": str(CONFIG_RECIPE), "epoch": str(line.source_date_epoch),
             "debian root": rootfs_key,
             "version.json": json.dumps(version_metadata(project, line), sort_keys=True),
-            "lock": hashlib.sha256(lock_text.encode()).hexdigest()}
+            "lock": hashlib.sha256(lock_text.encode()).hexdigest(),
+            "passwd entry": passwd_entry(project, line).rstrip("\n"),
+            "home": image.home, "home owner": f"{image.uid}:{image.gid}",
+            "home mode": f"{image.home_mode:#o}", "home dirs": json.dumps(image.home_dirs),
+            "data dir": data_dir(project, line)}
 
 
 def config_layer(project: Project, line: RuntimeLine, lock_text: str, inputs: Inputs,
                  cache: Path) -> layer.Layer:
     files = config_files(project, line, lock_text, inputs)
     epoch = line.source_date_epoch
+    image = project.image(line)
     with tempfile.TemporaryDirectory(prefix="runtime-config-") as tmp:
-        home = AIRFLOW_HOME.strip("/")
-        # logs/ exists, astro's: a volume mounted there (the Astro CLI's airflow_logs) starts
-        # with its owner and mode, so Airflow can write its logs
-        entries: dict[str, Path | None] = {home: None, f"{home}/logs": None}
+        home = image.home.strip("/")
+        # the home_dirs exist, the user's: a volume mounted there (e.g. a logs volume)
+        # starts with their owner and mode, so the application can write there
+        owned = [home, *(f"{home}/{d.strip('/')}" for d in image.home_dirs)]
+        entries: dict[str, Path | None] = dict.fromkeys(owned)
         for name, data in files.items():
             path = Path(tmp) / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             entries[name] = path
-        owned = {home, f"{home}/logs"}
         return layer.write_entries(
             entries, cache, epoch, normalize_modes=True,
-            owner=lambda n: (ASTRO_UID, 0) if n in owned else (0, 0),
-            modes=dict.fromkeys(owned, 0o775))
+            owner=lambda n: (image.uid, image.gid) if n in owned else (0, 0),
+            modes=dict.fromkeys(owned, image.home_mode))

@@ -39,10 +39,15 @@ class PythonLock:
 
 @dataclass(frozen=True)
 class ProviderSet:
+    """What a line installs beside Airflow, and which of it is the image's providers layer."""
+
     label: str
     airflow_extras: tuple[str, ...]
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # requirements; each named distribution is a provider
     requires_airflow: str  # a PEP 440 specifier the line's Airflow must satisfy, or ""
+    tools: tuple[str, ...] = ()  # requirements installed too, but not providers
+    extra_provider: str = ""  # "{extra}" template: the provider distribution of an extra
+    layer_includes: tuple[str, ...] = ()  # more distribution names of the providers layer
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class RuntimeModule:
     srcs: tuple[str, ...]  # repo-relative paths
     description: str
     scripts: tuple[tuple[str, str], ...] = ()  # (name in /usr/local/bin, repo-relative source)
-    airflow_plugin: str = ""  # "module:Class" registered as an `airflow.plugins` entry point
+    airflow_plugin: str = ""  # "module:Class", an entry point in the image's plugin_group
     env: tuple[tuple[str, str], ...] = ()  # (name, value) added to the image's environment
     airflow_home: tuple[tuple[str, str], ...] = ()  # (name in AIRFLOW_HOME, repo-relative source)
 
@@ -85,6 +90,55 @@ class RuntimeLine:
     source_date_epoch: int
     providers: str  # label of a provider_set
     modules: tuple[str, ...]  # labels of runtime_module targets
+    image: str = ""  # label of the runtime_image policy its images follow
+
+
+@dataclass(frozen=True)
+class ImageFlavor:
+    """One image of a line: its tag suffix and ONBUILD triggers (none: no `OnBuild`)."""
+
+    name: str
+    tag_suffix: str
+    onbuild: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuntimeImage:
+    """The image policy (a runtime_image target): who the image runs as, where its home is,
+    its config, names and flavors. Strings may be templates (rules.image.policy fills them)."""
+
+    label: str
+    repository: str
+    tag: str  # template of a flavor's tag
+    floating_tags: tuple[str, ...]  # templates of more tags on the same manifest
+    flavors: tuple[ImageFlavor, ...]  # in build order; the first is the default image
+    user: str
+    uid: int
+    gid: int
+    shell: str
+    home: str  # absolute
+    home_mode: int
+    home_dirs: tuple[str, ...]  # folders under home, owned like home
+    data_dir: str  # absolute: constraints.txt and version.json
+    workdir: str
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # in the order written
+    exposed_ports: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+    plugin_group: str  # entry point group of a module's `airflow_plugin`
+    module_dist: str  # template ("{module}") of a plugin module's distribution name
+    module_dist_version: str
+
+    def flavor(self, name: str) -> ImageFlavor:
+        for flavor in self.flavors:
+            if flavor.name == name:
+                return flavor
+        from rules.common.errors import UserError
+
+        known = ", ".join(f.name for f in self.flavors)
+        raise UserError(f"{self.label}: unknown flavor {name!r}; flavors: {known}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +152,11 @@ class Project:
     modules: dict[str, RuntimeModule]
     workspace_name: str = field(default="runtime")
     patches: dict[str, AirflowPatches] = field(default_factory=dict)  # by Airflow version
+    images: dict[str, RuntimeImage] = field(default_factory=dict)  # by label
+
+    def image(self, line: RuntimeLine) -> RuntimeImage:
+        """The image policy of a line."""
+        return self.images[line.image]
 
     def line(self, name: str) -> RuntimeLine:
         from rules.common.errors import UserError

@@ -65,6 +65,7 @@ def _link(root: Path, c: Collector) -> model.Project:
     sets = _unique("provider_set", c.provider_sets, lambda s: s.label)
     modules = _unique("runtime_module", c.modules, lambda m: m.label)
     patches = _unique("airflow_patches for Airflow", c.patches, lambda p: p.airflow)
+    images = _unique("runtime_image", c.images, lambda i: i.label)
     python, debian = c.python[0], c.debian[0]
 
     for line in lines.values():
@@ -89,6 +90,13 @@ def _link(root: Path, c: Collector) -> model.Project:
             if label not in modules:
                 raise UserError(f"{where}: field 'modules': no runtime_module {label} "
                                 f"(known: {', '.join(modules) or 'none'})")
+        if line.image not in images:
+            raise UserError(f"{where}: field 'image': no runtime_image {line.image} "
+                            f"(known: {', '.join(images) or 'none'})")
+        plugins = [label for label in line.modules if modules[label].airflow_plugin]
+        if plugins and not images[line.image].plugin_group:
+            raise UserError(f"{where}: {plugins[0]} registers a plugin, but "
+                            f"{line.image} has no plugin_group (the entry point group)")
 
     policy = support.load(root)
     for name in lines:
@@ -124,4 +132,5 @@ def _link(root: Path, c: Collector) -> model.Project:
 
     return model.Project(root=str(root), debian=debian, python=python, locks=locks,
                          lines=lines, provider_sets=sets, modules=modules,
-                         workspace_name=c.workspace_name or "runtime", patches=patches)
+                         workspace_name=c.workspace_name or "runtime", patches=patches,
+                         images=images)

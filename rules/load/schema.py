@@ -9,8 +9,17 @@ _MISSING = object()
 
 
 @dataclass(frozen=True)
+class Records:
+    """A field kind: a dict of name -> dict, each inner dict checked against ``fields`` (what
+    a rule takes as `flavors = {"onbuild": {"tag_suffix": ""}, ...}`)."""
+
+    what: str  # what one entry is called in errors ("flavor")
+    fields: dict
+
+
+@dataclass(frozen=True)
 class Field:
-    kind: type | tuple  # str, int, bool, list (of str), dict (str -> str)
+    kind: type | tuple | Records  # str, int, bool, list (of str), dict (str -> str), Records
     default: Any = _MISSING
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
 
@@ -34,11 +43,41 @@ def validate(rule: str, fields: dict[str, Field], kwargs: dict) -> dict:
             out[key] = spec.default
             continue
         value = kwargs[key]
-        problem = _type_problem(spec.kind, value) or (spec.check(value) if spec.check else None)
+        if isinstance(spec.kind, Records):
+            value, problem = _records(spec.kind, value)
+        else:
+            problem = _type_problem(spec.kind, value)
+        problem = problem or (spec.check(value) if spec.check else None)
         if problem:
             raise RuleError(f"{target}: field '{key}': {problem}")
         out[key] = value
     return out
+
+
+def _records(kind: Records, value) -> tuple[dict, str | None]:
+    """The entries completed with their defaults, or the first problem (entry and key named)."""
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return value, f"expected a dict of {kind.what} name to dict, got {value!r}"
+    out = {}
+    for name, entry in value.items():
+        where = f"{kind.what} {name!r}"
+        unknown = sorted(set(entry) - set(kind.fields))
+        if unknown:
+            return value, (f"{where}: unknown key '{unknown[0]}' (keys: "
+                           f"{', '.join(sorted(kind.fields))})")
+        out[name] = {}
+        for key, spec in kind.fields.items():
+            if key not in entry:
+                if spec.required:
+                    return value, f"{where}: missing key '{key}'"
+                out[name][key] = spec.default
+                continue
+            problem = _type_problem(spec.kind, entry[key]) or (
+                spec.check(entry[key]) if spec.check else None)
+            if problem:
+                return value, f"{where}: key '{key}': {problem}"
+            out[name][key] = entry[key]
+    return out, None
 
 
 def _type_problem(kind, value) -> str | None:

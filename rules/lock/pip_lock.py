@@ -73,7 +73,7 @@ def plan(project: Project, airflow: str) -> LockPlan:
     for line in lines:
         pset = project.provider_sets[line.providers]
         extras.update(pset.airflow_extras)
-        packages.update(pset.packages)
+        packages.update(pset.packages + pset.tools)
     airflow_req = "apache-airflow"
     if extras:
         airflow_req += "[" + ",".join(sorted(extras)) + "]"

@@ -28,12 +28,14 @@ from packaging.version import Version
 from rules.common import atomic
 from rules.fetch import locked_inputs as fetch
 from rules.image import build as image
+from rules.image import policy
+from rules.image.config import flavors as flavors_of
 from rules.load import project
 from rules.lock import debian_lock, pip_lock, requirements_file
 from rules.python import patched_wheel
 from rules.release import support
 from rules.common.errors import UserError
-from rules.load.model import Project
+from rules.load.model import Project, RuntimeImage
 
 RECORDS = "runtime/releases"
 NOTES = "runtime/RELEASE_NOTES.md"
@@ -198,7 +200,9 @@ def _changes(old: dict, new: dict) -> tuple[list[str], list[str], list[str]]:
     return changed, added, removed
 
 
-def notes_entry(new: dict, old: dict | None) -> str:
+def notes_entry(new: dict, old: dict | None, img: RuntimeImage) -> str:
+    """The release notes' entry of ``new`` (a record), against ``old``; ``img``: the line's
+    image policy, which names the tags."""
     lts = ", LTS" if new["lts"] else ""
     out = [f"## Runtime {new['version']} (line {new['line']}{lts}) — {new['date']}", ""]
     if old is None:
@@ -229,20 +233,13 @@ def notes_entry(new: dict, old: dict | None) -> str:
         else:
             out.append(f"- {title}: unchanged")
     for flavor, digest in sorted(new["digests"].items()):
-        out.append(f"- Image `{image.REPO}:{tag(new['version'], flavor)}` ({flavor}): "
-                   f"`{digest}`; floating tag `{image.REPO}:{floating(new['version'], flavor)}`")
+        floating = ", ".join(f"`{policy.reference(img, t)}`"
+                             for t in policy.floating_tags(img, new["version"], flavor))
+        out.append(f"- Image `{policy.reference(img, policy.tag(img, new['version'], flavor))}` "
+                   f"({flavor}): `{digest}`" + (f"; floating tag {floating}" if floating else ""))
     out.append(f"- Built from commit {new['built_from'][:12]} with this release's edits "
                "(BUILD version, support policy)")
     return "\n".join(out) + "\n"
-
-
-def tag(version: str, flavor: str) -> str:
-    return version if flavor == "onbuild" else f"{version}-base"
-
-
-def floating(version: str, flavor: str) -> str:
-    minor = ".".join(version.split(".")[:2])
-    return minor if flavor == "onbuild" else f"{minor}-base"
 
 
 def write_record(root: Path, data: dict, entry: str) -> None:
@@ -335,15 +332,16 @@ def check_locks(proj: Project, line_name: str) -> None:
 def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
                        ) -> dict[str, str]:
     """Digests by flavor, after two builds agree on them."""
-    first = image.build(proj, line_name, image.FLAVORS, out, cache)
+    flavors = flavors_of(proj, proj.line(line_name))
+    first = image.build(proj, line_name, flavors, out, cache)
     with tempfile.TemporaryDirectory(prefix="release-rebuild-", dir=Path(cache) / "tmp") as tmp:
         fresh = fetch.cache_of_fetched(cache, Path(tmp) / "cache")
         with _elsewhere(Path(tmp)):
-            second = image.build(proj, line_name, image.FLAVORS, Path(tmp) / "out", fresh)
-    ours = {flavor: img.digest for flavor, img in zip(image.FLAVORS, first.images)}
-    theirs = {flavor: img.digest for flavor, img in zip(image.FLAVORS, second.images)}
+            second = image.build(proj, line_name, flavors, Path(tmp) / "out", fresh)
+    ours = {flavor: img.digest for flavor, img in zip(flavors, first.images)}
+    theirs = {flavor: img.digest for flavor, img in zip(flavors, second.images)}
     if ours != theirs:
-        diff = ", ".join(f"{f}: {ours[f]} then {theirs[f]}" for f in image.FLAVORS
+        diff = ", ".join(f"{f}: {ours[f]} then {theirs[f]}" for f in flavors
                          if ours[f] != theirs[f])
         raise UserError(f"refused: the reproducibility check failed ({diff})")
     return ours
@@ -370,8 +368,11 @@ def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str
         index = json.loads((tested / "index.json").read_text())
         refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
                 for m in index["manifests"]}
+        proj = project.load(copy)
+        img = proj.image(proj.line(line_name))
         for flavor, digest in digests.items():
-            if refs.get(tag(version, flavor)) != digest:
-                raise UserError(f"refused: the images tested ({refs.get(tag(version, flavor))})"
+            tested_digest = refs.get(policy.tag(img, version, flavor))
+            if tested_digest != digest:
+                raise UserError(f"refused: the images tested ({tested_digest})"
                                 f" are not the ones built for release ({digest})")
     return (proc.stdout.strip().splitlines() or [""])[-1]

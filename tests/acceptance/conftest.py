@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from rules.image import build as image
+from rules.image import policy
 from tests import services
-from tests.acceptance.containers import FLAVOR_TAGS, LINE, RUNTIME
+from tests.acceptance.containers import FLAVOR_TAGS, FLOATING_TAGS, IMAGE, LINE
 from tests.fixtures import REPO, run_invoke
 from rules.common.cache import default_cache
 
@@ -21,8 +21,7 @@ def _present(tags) -> set:
 
 @pytest.fixture(scope="session")
 def images():
-    floating = ".".join(RUNTIME.version.split(".")[:2])
-    tags = [f"{image.REPO}:{t}" for t in (*FLAVOR_TAGS.values(), floating, f"{floating}-base")]
+    tags = [policy.reference(IMAGE, t) for t in (*FLAVOR_TAGS.values(), *FLOATING_TAGS)]
     already = _present(tags)  # someone else's (another test session's): left in place
     proc = run_invoke(REPO, "fetch", "--runtime", LINE)
     assert proc.returncode == 0, proc.stderr
@@ -30,7 +29,7 @@ def images():
     out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
     proc = run_invoke(REPO, "image", "--runtime", LINE, "--load", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    yield {flavor: f"{image.REPO}:{tag}" for flavor, tag in FLAVOR_TAGS.items()}
+    yield {flavor: policy.reference(IMAGE, tag) for flavor, tag in FLAVOR_TAGS.items()}
     for tag in sorted(set(tags) - already):
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 

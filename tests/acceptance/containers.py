@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 
+from rules.image import policy
 from rules.load import project
 from tests.fixtures import REPO
 
@@ -16,7 +17,9 @@ LINE = os.environ.get("RUNTIME_TEST_LINE", "4.2")
 PROJECT = project.load(REPO)
 RUNTIME = PROJECT.line(LINE)
 AIRFLOW = PROJECT.airflow_version(RUNTIME.airflow)  # what the image's Airflow reports
-FLAVOR_TAGS = {"onbuild": RUNTIME.version, "base": f"{RUNTIME.version}-base"}
+IMAGE = PROJECT.image(RUNTIME)  # the line's image policy (runtime/BUILD)
+FLAVOR_TAGS = {f: policy.tag(IMAGE, RUNTIME.version, f) for f in policy.flavors(IMAGE)}
+FLOATING_TAGS = [t for f in FLAVOR_TAGS for t in policy.floating_tags(IMAGE, RUNTIME.version, f)]
 DAGS = REPO / "tests" / "dags"
 # what every Airflow container of the tests gets: no example DAGs, quick DAG discovery
 QUIET_AIRFLOW = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False",

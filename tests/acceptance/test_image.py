@@ -111,7 +111,7 @@ def test_providers_are_the_declared_ones(img):
 def test_modules_of_every_extra_import(img):
     pset = PROJECT.provider_sets[RUNTIME.providers]
     modules = [m for e in pset.airflow_extras for m in EXTRA_MODULES[e]]
-    modules += [m for p in pset.packages for m in PACKAGE_MODULES.get(p, [])]
+    modules += [m for p in pset.packages + pset.tools for m in PACKAGE_MODULES.get(p, [])]
     script = "; ".join(f"import {m}" for m in modules) + "; print('imported', %d)" % len(modules)
     # (openlineage-airflow 0.2/0.3 log warnings about optional extractors on stdout)
     out = sh(img, f"python3.9 -c \"{script}\"").strip().splitlines()

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.acceptance.containers import (AIRFLOW, DAGS, LINE, QUIET_AIRFLOW, RUNTIME, container,
-    http_json, logs, wait_until)
+from rules.image import policy
+from tests.acceptance.containers import (AIRFLOW, DAGS, FLAVOR_TAGS, IMAGE, LINE, QUIET_AIRFLOW,
+                                         RUNTIME, container, http_json, logs, wait_until)
 from rules.common.cache import default_cache
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
@@ -102,7 +103,7 @@ def test_footer_and_menu_on_every_page(images, browser):
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_json(f"{base}/health"), 240, "the webserver answering")
         expected = [f"Astronomer Runtime {RUNTIME.version}", f"Apache Airflow {AIRFLOW}",
-                    f"image runtime:{RUNTIME.version}"]
+                    f"image {policy.reference(IMAGE, next(iter(FLAVOR_TAGS.values())))}"]
         browser.get(f"{base}/login/")
         text = footer_text(browser, ARTIFACTS / "login.png")
         assert all(e in text for e in expected), text

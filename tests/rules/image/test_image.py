@@ -17,6 +17,7 @@ import pytest
 from rules.fetch import locked_inputs as fetching
 from rules.graph import action_cache
 from rules.image import build as image
+from rules.image import policy
 from rules.load import project
 from tests.fixtures import REPO, invoke_argv, run_invoke
 from rules.common.cache import default_cache
@@ -24,8 +25,12 @@ from rules.common.cache import default_cache
 pytestmark = pytest.mark.slow
 DOWNLOADS = default_cache()
 VERSION = project.load(REPO).lines["4.2"].version
-TAGS = (VERSION, f"{VERSION}-base")
-FLOATING = ("4.2", "4.2-base")  # the same manifests as TAGS, in that order
+IMG = project.load(REPO).image(project.load(REPO).lines["4.2"])  # runtime/BUILD's policy
+FLAVORS = policy.flavors(IMG)  # onbuild, base
+TAGS = tuple(policy.tag(IMG, VERSION, f) for f in FLAVORS)  # 4.2.1, 4.2.1-base
+# the same manifests as TAGS, in that order: 4.2, 4.2-base
+FLOATING = tuple(t for f in FLAVORS for t in policy.floating_tags(IMG, VERSION, f))
+ONBUILD, BASE = TAGS
 AIRFLOW = project.load(REPO).airflow_version("2.2.4")  # upstream's, or the patched wheel's
 
 
@@ -49,7 +54,8 @@ def digests(out: Path) -> dict[str, str]:
 
 def layer_digests(out: Path, tag: str) -> list[str]:
     manifest = json.loads((out / "manifest.json").read_text())
-    return [entry["Layers"] for entry in manifest if f"runtime:{tag}" in entry["RepoTags"]][0]
+    ref = policy.reference(IMG, tag)
+    return [entry["Layers"] for entry in manifest if ref in entry["RepoTags"]][0]
 
 
 def build_cli(cwd: Path, cache: Path, out: Path, args=(), **kw):
@@ -91,15 +97,15 @@ def test_both_flavors_are_written_as_an_oci_layout(build_a):
             assert (out / blob).is_file()
     configs = {e["RepoTags"][0]: json.loads((out / e["Config"]).read_text())
                for e in json.loads((out / "manifest.json").read_text())}
-    onbuild, base = configs[f"runtime:{VERSION}"]["config"], \
-        configs[f"runtime:{VERSION}-base"]["config"]
+    onbuild, base = configs[policy.reference(IMG, ONBUILD)]["config"], \
+        configs[policy.reference(IMG, BASE)]["config"]
     assert "OnBuild" not in base and any("requirements.txt" in t for t in onbuild["OnBuild"])
     assert onbuild["User"] == "astro" and onbuild["WorkingDir"] == "/usr/local/airflow"
     assert f"ASTRONOMER_RUNTIME_VERSION={VERSION}" in onbuild["Env"]
     assert onbuild["Labels"]["io.astronomer.docker.runtime.version"] == VERSION
-    assert configs[f"runtime:{VERSION}"]["created"] == "2022-03-02T00:00:00Z"
-    assert layer_digests(out, VERSION) == layer_digests(out, f"{VERSION}-base")
-    assert len(layer_digests(out, VERSION)) >= 10  # base, python, airflow, providers, modules
+    assert configs[policy.reference(IMG, ONBUILD)]["created"] == "2022-03-02T00:00:00Z"
+    assert layer_digests(out, ONBUILD) == layer_digests(out, BASE)
+    assert len(layer_digests(out, ONBUILD)) >= 10  # base, python, airflow, providers, modules
 
 
 def test_offline_build_elsewhere_gives_the_same_digests(build_a, work):
@@ -117,7 +123,7 @@ def test_offline_build_elsewhere_gives_the_same_digests(build_a, work):
 
 def test_noop_rebuild_is_all_cache_hits(build_a, work):
     cache, out_a = build_a
-    result = image.build(project.load(REPO), "4.2", image.FLAVORS, work / "out-noop", cache)
+    result = image.build(project.load(REPO), "4.2", FLAVORS, work / "out-noop", cache)
     assert all(step.hit for step in result.steps)
     assert {tag: i.digest for i in result.images for tag in i.tags} == digests(out_a)
 
@@ -129,7 +135,7 @@ def test_editing_one_module_changes_exactly_one_layer(build_a, work):
     source.write_text(source.read_text() + "\nEDITED = True\n")
     result = image.build(project.load(checkout), "4.2", ("base",), work / "out-edit", cache)
     assert [s.name for s in result.steps if not s.hit] == ["module ui"]
-    before = layer_digests(out_a, f"{VERSION}-base")
+    before = layer_digests(out_a, BASE)
     after = [s.layer.digest for s in result.steps]
     changed = [i for i, (x, y) in enumerate(zip(before, after))
                if x[len("blobs/sha256/"):] != y[7:]]
@@ -185,8 +191,8 @@ def test_a_new_version_rebuilds_only_the_config_without_a_debian_root(build_a, w
     monkeypatch.setattr(debian_rootfs, "made", no_root)
     result = image.build(project.load(checkout), "4.2", ("base",), work / "out-version", cache)
     assert [s.name for s in result.steps if not s.hit] == ["config"]
-    assert result.images[0].tags[0] == "4.2.99-base"
-    before = layer_digests(out_a, f"{VERSION}-base")
+    assert result.images[0].tags[0] == policy.tag(IMG, "4.2.99", "base")
+    before = layer_digests(out_a, BASE)
     after = [f"blobs/sha256/{s.layer.digest[7:]}" for s in result.steps]
     assert before[:-1] == after[:-1] and before[-1] != after[-1]
 
@@ -336,7 +342,7 @@ def loaded(build_a):
 
     _, out = build_a
     tags = docker_load.load(out)
-    assert tags == [f"runtime:{t}" for t in sorted(TAGS + FLOATING)]
+    assert tags == [policy.reference(IMG, t) for t in sorted(TAGS + FLOATING)]
     yield docker.from_env()
     client = docker.from_env()
     for tag in tags:
@@ -345,9 +351,9 @@ def loaded(build_a):
 
 @pytest.mark.parametrize("tag", TAGS)
 def test_loaded_image_runs_airflow(loaded, tag):
-    run = lambda cmd: loaded.containers.run(f"runtime:{tag}", cmd, network_mode="none",
+    run = lambda cmd: loaded.containers.run(policy.reference(IMG, tag), cmd, network_mode="none",
                                             remove=True).decode()
     assert run(["airflow", "version"]).strip().splitlines()[-1] == AIRFLOW
     out = run(["bash", "-c", "airflow db init >/dev/null 2>&1 && echo db-ok; id -u; "
                              "python --version 2>&1 || python3.9 --version"])
-    assert out.splitlines()[:2] == ["db-ok", "50000"]
+    assert out.splitlines()[:2] == ["db-ok", str(IMG.uid)]

@@ -42,7 +42,7 @@ def test_provider_sets_follow_the_lines():
         pset = proj.provider_sets[line.providers]
         assert set(pset.airflow_extras) - {"databricks", "snowflake"} == extras
         assert "openlineage-airflow" in pset.packages
-        assert "pytest" in pset.packages  # the Astro CLI's `astro dev pytest`
+        assert "pytest" in pset.tools  # the Astro CLI's `astro dev pytest`
         assert ("astronomer-providers" in pset.packages) == (line.airflow != "2.1.1"), name
 
 

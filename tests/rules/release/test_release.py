@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rules.image import policy
 from rules.load import project
 from rules.release import releases as release, support
 from rules.common.errors import UserError
@@ -125,7 +126,7 @@ def test_notes_say_what_changed_between_the_two_records():
                                "attrs": "21.4.0"},
            "debian_packages": {"libssl1.1": "1.1.1n-0+deb11u4"},
            "digests": {"onbuild": "sha256:aa", "base": "sha256:bb"}}
-    text = release.notes_entry(new, old)
+    text = release.notes_entry(new, old, project.load(REPO).images["//runtime:image"])
     assert text.splitlines()[0] == "## Runtime 4.2.1 (line 4.2, LTS) — 2026-11-30"
     for line in ["Changes since 4.2.0:",
                  "- Apache Airflow 2.2.4+runtime.1 (was 2.2.4)",
@@ -248,9 +249,11 @@ def test_release_end_to_end(copy):
     index = json.loads((out / "index.json").read_text())
     refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
             for m in index["manifests"]}
-    assert refs == {NEXT: record["digests"]["onbuild"], "4.2": record["digests"]["onbuild"],
-                    f"{NEXT}-base": record["digests"]["base"],
-                    "4.2-base": record["digests"]["base"]}
+    img = proj.image(proj.lines["4.2"])
+    assert refs == {tag: digest for flavor, digest in record["digests"].items()
+                    for tag in (policy.tag(img, NEXT, flavor),
+                                *policy.floating_tags(img, NEXT, flavor))}
+    assert set(refs) == {NEXT, "4.2", f"{NEXT}-base", "4.2-base"}
     assert record["airflow"] == proj.airflow_version("2.2.4")
     notes = (copy / release.NOTES).read_text()
     assert notes.startswith(release.NOTES_TITLE + f"\n## Runtime {NEXT} (line 4.2, LTS) — ")
