@@ -326,5 +326,6 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True):
                 c.run("python tools/bench_logging.py", pty=False, env={"DOCKER_HOST": host})
 
 
+from tasks.push import push as _push  # noqa: E402
 ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
-                pex, bench)
+                pex, bench, _push)
