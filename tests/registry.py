@@ -10,6 +10,7 @@ killed mid-push" tests), and is shared by the push tests and, later, the remote-
 import contextlib
 import datetime
 import ipaddress
+import re
 import shutil
 import signal
 import ssl
@@ -78,7 +79,7 @@ version: 0.1
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: {no_access_log}
 storage:
   filesystem:
     rootdirectory: {storage}
@@ -156,6 +157,19 @@ class Registry:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def uploads(self) -> list[str]:
+        """The digests of the blob uploads completed so far (access log: each PUT that closed
+        an upload with 201), in order; whoever the client was."""
+        import urllib.parse
+
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            match = re.search(r'"PUT (/v2/\S+/blobs/uploads/\S+) HTTP/[\d.]+" 201 ', line)
+            if match:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(match[1]).query)
+                found += query.get("digest", [])
+        return found
+
     def docker_config(self, folder: Path, password: str = PASSWORD) -> Path:
         """A Docker config folder (for DOCKER_CONFIG) as `docker login` writes it."""
         import base64
@@ -168,8 +182,9 @@ class Registry:
 
 
 @contextlib.contextmanager
-def registry(user: str = USER, password: str = PASSWORD):
-    """A fresh registry (empty storage) for the duration; everything removed afterwards."""
+def registry(user: str = USER, password: str = PASSWORD, access_log: bool = False):
+    """A fresh registry (empty storage) for the duration; everything removed afterwards.
+    With `access_log`, registry.log gets a line per request (see `uploads`)."""
     if not shutil.which("docker-registry") or not shutil.which("htpasswd"):
         raise RuntimeError("apt-get install docker-registry apache2-utils")
     folder = Path(tempfile.mkdtemp(prefix="runtime-registry-"))
@@ -183,7 +198,8 @@ def registry(user: str = USER, password: str = PASSWORD):
         port = free_port()
         config = folder / "config.yml"
         config.write_text(CONFIG.format(storage=folder / "storage", port=port, cert=cert,
-                                        key=key, htpasswd=htpasswd))
+                                        key=key, htpasswd=htpasswd,
+                                        no_access_log=str(not access_log).lower()))
         reg = Registry(folder, port, ca, config)
         reg.start()
         yield reg
