@@ -5,7 +5,7 @@ Built on oras-py (PyPI `oras`, the ORAS project's Python SDK): its auth backends
 Bearer token exchange of Docker Hub, GHCR, ECR...), its Docker-config credential lookup
 (`auths`, `credHelpers`, `credsStore`) and its requests session. Five of its calls are not fit
 for pushing images, each measured against docker-registry 2.8 with TLS and htpasswd (see
-docs in tools/bench_push.py and the module docstring of rules.oci.push):
+docs/push.md and tools/bench_push.py):
 
 * `upload_blob`/`put_upload` first sends every request without credentials: with basic auth the
   registry answers 401 to the 94 MB layer PUT and closes the connection mid-body, which fails
