@@ -341,14 +341,17 @@ def pex(c, runtime="4.2", out=None):
 @task(help={"pip_compile_timeout": "also run plain pip-compile on 2.2.4 for this many seconds "
                                    "(0: skip; it needs 9+ minutes to finish)",
             "image": "also benchmark the image build against docker build (root, dockerd)",
-            "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)"})
-def bench(c, pip_compile_timeout=0, image=True, logs=True):
+            "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)",
+            "push": "also benchmark invoke push against skopeo copy (local TLS registry)"})
+def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True):
     """Print figures side by side: locking, our image build against docker build, and the task
     log handler against Airflow's file handler."""
     from tasks import dockerd
 
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)
+    if push:
+        c.run("python tools/bench_push.py", pty=False)
     if image or logs:
         with dockerd.engine(default_cache()) as host:
             if image:
@@ -357,5 +360,6 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True):
                 c.run("python tools/bench_logging.py", pty=False, env={"DOCKER_HOST": host})
 
 
+from tasks.push import push as _push  # noqa: E402
 ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
-                graph, pex, bench)
+                graph, pex, bench, _push)

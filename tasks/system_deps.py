@@ -18,12 +18,15 @@ BUILD_PACKAGES = {
 }
 # ... and what the tests need on top: a Docker engine to run the images, the servers the
 # acceptance tests run them against, a browser for the UI checks, and a C compiler and readelf
-# for the ELF stripping test (a shared library built with -g)
+# for the ELF stripping test (a shared library built with -g), a registry for the push tests
 HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
                  "postgresql": "/usr/lib/postgresql/*/bin/postgres",
                  "redis-server": "/usr/bin/redis-server",
                  "chromium": "/usr/bin/chromium", "chromium-driver": "/usr/bin/chromedriver",
-                 "gcc": "/usr/bin/gcc", "binutils": "/usr/bin/readelf"}
+                 "gcc": "/usr/bin/gcc", "binutils": "/usr/bin/readelf",
+                 # the push tests' TLS registry (htpasswd -B) and the push benchmark's skopeo
+                 "docker-registry": "/usr/bin/docker-registry",
+                 "apache2-utils": "/usr/bin/htpasswd", "skopeo": "/usr/bin/skopeo"}
 
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:

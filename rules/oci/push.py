@@ -1,0 +1,146 @@
+"""Push the images of an OCI image layout (what `invoke image` writes) to a registry
+repository, with every tag the layout's index names (version tags and floating tags).
+
+The order is what makes a push safe to watch and to repeat:
+
+1. every blob (configs and layers, each once across the images) is HEAD-checked, and only the
+   missing ones are uploaded, several at a time, largest first; a second push uploads 0 blobs;
+2. each manifest is PUT by its digest, as the exact bytes the build wrote (the registry's
+   digest is the built digest; a mismatch is an error);
+3. only then are the tags PUT, one manifest PUT per tag. A tag is therefore never seen
+   pointing at a manifest whose blobs are not all there: a push that fails (registry killed,
+   disk full, 401) moves no tag, and the next push sends only what is still missing.
+
+Two pushes of the same layout at once both succeed with the same digest: blob uploads of the
+same digest are independent sessions the registry stores once, and manifest PUTs are
+idempotent.
+"""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules.common.errors import UserError
+from rules.oci.registry import Client, RegistryError, TAG, Target
+
+REF_NAME = "org.opencontainers.image.ref.name"
+WORKERS = 4  # concurrent blob uploads (measured: tools/bench_push.py)
+
+
+@dataclass
+class LayoutImage:
+    digest: str
+    media_type: str
+    manifest: bytes
+    tags: list[str]
+    blobs: list[dict]  # config then layers: {"digest", "size"}
+
+
+@dataclass
+class PushResult:
+    target: Target
+    images: list[LayoutImage]
+    blobs_total: int = 0
+    blobs_uploaded: int = 0
+    bytes_uploaded: int = 0
+    blobs_mounted: int = 0
+    seconds: float = 0.0
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> digest
+
+
+def read_layout(layout: Path) -> list[LayoutImage]:
+    """The layout's images, grouped by manifest digest, with their tags (index order)."""
+    layout = Path(layout)
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{layout} is not an OCI image layout: {e}") from None
+    images: dict[str, LayoutImage] = {}
+    for entry in index.get("manifests", []):
+        digest = entry["digest"]
+        tag = (entry.get("annotations") or {}).get(REF_NAME)
+        if digest not in images:
+            data = _blob(layout, digest).read_bytes()
+            manifest = json.loads(data)
+            blobs = [manifest["config"], *manifest.get("layers", [])]
+            images[digest] = LayoutImage(digest, entry["mediaType"], data, [],
+                                         [{"digest": b["digest"], "size": b["size"]}
+                                          for b in blobs])
+        if tag:
+            if not TAG.match(tag):
+                raise UserError(f"{layout}: {tag!r} is not a valid tag")
+            images[digest].tags.append(tag)
+    if not images:
+        raise UserError(f"{layout}: the index names no image")
+    for image in images.values():
+        for blob in image.blobs:
+            path = _blob(layout, blob["digest"])
+            if not path.is_file() or path.stat().st_size != blob["size"]:
+                raise UserError(f"{layout}: blob {blob['digest']} is missing or truncated")
+    return list(images.values())
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    return layout / "blobs" / algorithm / hexdigest
+
+
+def push(layout: Path, client: Client, progress=print) -> PushResult:
+    """Push every image of `layout` to the client's repository (see the module docstring)."""
+    started = time.monotonic()
+    layout = Path(layout)
+    images = read_layout(layout)
+    result = PushResult(client.target, images)
+    client.connect()  # credentials are checked before anything is sent
+    try:
+        _blobs_and_manifests(layout, images, client, result, progress)
+    except RegistryError as e:
+        raise RegistryError(f"{e}; no tag was moved (pushing again sends only what is "
+                            f"missing)") from None
+    for image in images:  # now the tags
+        for tag in image.tags:
+            try:
+                client.put_manifest(tag, image.manifest, image.media_type)
+            except RegistryError as e:
+                moved = ", ".join(result.tags) or "none"
+                raise RegistryError(f"{e}; every blob and manifest is there, tags moved: "
+                                    f"{moved} (push again to move the rest)") from None
+            result.tags[tag] = image.digest
+            progress(f"{client.target}:{tag}  {image.digest}")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _blobs_and_manifests(layout, images, client, result, progress) -> None:
+    """Steps 1 and 2: the missing blobs, then each manifest by digest (no tag yet)."""
+    blobs = {b["digest"]: b["size"] for image in images for b in image.blobs}
+    result.blobs_total = len(blobs)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        exists = dict(zip(blobs, pool.map(client.blob_exists, blobs)))
+        missing = sorted((d for d in blobs if not exists[d]), key=lambda d: -blobs[d])
+        futures = {pool.submit(client.upload_blob, _blob(layout, d), d, blobs[d]): d
+                   for d in missing}
+        try:
+            for future in as_completed(futures):
+                sent = future.result()
+                result.blobs_uploaded += sent
+                result.blobs_mounted += not sent
+                result.bytes_uploaded += blobs[futures[future]] if sent else 0
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    progress(f"blobs: {result.blobs_uploaded} uploaded ({_mib(result.bytes_uploaded)}), "
+             f"{result.blobs_total - len(missing)} already there")
+
+    for image in images:  # every manifest by digest: no tag has moved yet
+        digest = client.put_manifest(image.digest, image.manifest, image.media_type)
+        if digest and digest != image.digest:
+            raise RegistryError(f"{client.target.host}: stored the manifest as {digest}, "
+                                f"built {image.digest}")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"

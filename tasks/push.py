@@ -1,0 +1,87 @@
+"""`invoke push`: build a Runtime line's images (a no-op when cached) and push them, with their
+version and floating tags, to a registry repository; or push a layout given with --from.
+
+The engine is rules.oci.push (order of blobs, manifests by digest, then tags) over
+rules.oci.registry (oras-py based client). This file only reads the options, checks them
+before any work, and prints what was sent.
+"""
+
+import sys
+from pathlib import Path
+
+from invoke import task
+
+from rules.common.cli import user_errors
+from rules.common.errors import UserError
+
+
+@task(help={
+    "runtime": "the Runtime line to build and push (e.g. 4.2)",
+    "flavor": "onbuild, base or all (default); with --from the layout is pushed as it is",
+    "to": "the registry repository: HOST[:PORT]/REPO (tags come from the build)",
+    "from_": "push this OCI image layout (from `invoke image --out DIR`) instead of building",
+    "out": "where the build writes its layout (default: out/runtime-<version>)",
+    "username": "registry user (else the Docker config's credentials for the host)",
+    "password_stdin": "read the password from standard input (with --username)",
+    "ca_cert": "PEM file of the CA that signed the registry's certificate (else the "
+               "system store)",
+})
+@user_errors
+def push(c, to=None, runtime="4.2", flavor="all", from_=None, out=None, username=None,
+         password_stdin=False, ca_cert=None):
+    """Push a Runtime line's images to an OCI registry: blobs first, then manifests by digest,
+    then the tags (a tag never points at a half-pushed image)."""
+    from rules.common import report
+    from rules.oci import push as pushing
+    from rules.oci.registry import Client, parse_target
+    from tasks import _user_path
+
+    if not to:
+        raise UserError("--to HOST[:PORT]/REPO is required")
+    target = parse_target(to)  # before any work
+    if (username is None) != (not password_stdin):
+        raise UserError("--username and --password-stdin go together (or neither: the "
+                        "Docker config's credentials are used)")
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UserError("--password-stdin: no password on standard input")
+    if ca_cert:
+        ca_cert = _user_path(ca_cert).resolve()
+        if not ca_cert.is_file():
+            raise UserError(f"--ca-cert {ca_cert}: no such file")
+    if from_:
+        if flavor != "all":
+            raise UserError("--flavor chooses what to build; with --from the layout is pushed "
+                            "as it is")
+        layout = _user_path(from_).resolve()
+        pushing.read_layout(layout)  # a clear error before connecting
+    else:
+        layout = _build(runtime, flavor, out)
+    client = Client(target, ca_cert, username, password)
+    result = pushing.push(layout, client)
+    report.table(f"pushed to {target}", ("tag", "digest"),
+                 [(tag, digest) for tag, digest in result.tags.items()])
+    print(f"{len(result.images)} image(s), {result.blobs_total} blobs: "
+          f"{result.blobs_uploaded} uploaded ({result.bytes_uploaded} bytes), "
+          f"{result.blobs_total - result.blobs_uploaded - result.blobs_mounted} already there; "
+          f"{result.seconds:.1f}s")
+
+
+def _build(runtime: str, flavor: str, out: str | None) -> Path:
+    """`invoke image`'s build (cached steps make it a no-op): the layout's folder."""
+    from rules.common.cache import default_cache
+    from rules.image import build as images
+    from rules.load import project
+    from tasks import _user_path, system_deps
+
+    flavors = images.FLAVORS if flavor == "all" else (flavor,)
+    if any(f not in images.FLAVORS for f in flavors):
+        raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
+    proj = project.load()
+    line = proj.line(runtime)
+    out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
+    images.build(proj, runtime, flavors, out, default_cache())
+    return out.resolve()
