@@ -46,10 +46,15 @@ NEW_LINE = next_minor(NEWEST)
 
 @pytest.fixture
 def copy(tmp_path):
-    """The project with its git metadata (a release names the commit it was built from)."""
+    """The project as a git repository of its own (a release names the commit it is built
+    from). Never the checkout's .git: in a git worktree that is a file naming the shared
+    repository, and the tests' commits would land on the worktree's branch."""
     dst = tmp_path / "repo"
     shutil.copytree(REPO, dst, symlinks=True,
-                    ignore=shutil.ignore_patterns(".venv", "out", "__pycache__", ".pytest_cache"))
+                    ignore=shutil.ignore_patterns(".git", ".venv", "out", "__pycache__",
+                                                  ".pytest_cache"))
+    subprocess.run(["git", "-C", str(dst), "init", "-q"], check=True, capture_output=True)
+    commit(dst)
     return dst
 
 
