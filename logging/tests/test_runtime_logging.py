@@ -19,6 +19,9 @@ from tests.services import BUCKET, S3Server, free_port
 from runtime_logging.spool import Entry, Recovery, Shipper
 from runtime_logging.store import S3Store, StoreConfig
 
+# the scripts these tests start in child processes import the module the same way
+CHILD_ENV = dict(os.environ, PYTHONPATH=str(REPO / "logging"))
+
 REL = "dag/task/2022-01-01T00:00:00+00:00/1.log"
 
 
@@ -104,12 +107,12 @@ def test_a_held_entry_is_not_recovered_a_dead_one_is(s3, tmp_path):
     folder.mkdir()
     held = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(REPO / 'logging')!r})
         from runtime_logging.spool import Entry
         e = Entry({str(folder)!r}, {REL!r}, {str(local)!r})
         assert e.try_lock(); e.save(); print("held", flush=True); time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", held], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", held], stdout=subprocess.PIPE, text=True,
+                            env=CHILD_ENV)
     try:
         assert proc.stdout.readline().strip() == "held"
         assert Recovery(str(folder), store_for(s3), 10).scan() == 0  # its shipper is alive
@@ -164,7 +167,6 @@ def test_finishing_against_a_hung_store_waits_at_most_the_finish_timeout(tmp_pat
 
 SAVE_FAILS = """
 import os, resource, signal, sys
-sys.path.insert(0, {logging!r})
 from runtime_logging.spool import Entry
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -183,14 +185,14 @@ def test_a_failed_save_leaves_no_temp_file(tmp_path):
     folder.mkdir()
     script = SAVE_FAILS.format(logging=str(REPO / "logging"), folder=str(folder), rel=REL,
                                local=str(tmp_path / "1.log"))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=CHILD_ENV)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["failed 27", "[]"]  # EFBIG, and nothing left
 
 
 FULL_DISK_TRY = """
 import os, resource, signal, sys, time
-sys.path.insert(0, {logging!r})
 from runtime_logging.spool import Entry, Shipper
 from runtime_logging.store import S3Store, StoreConfig
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -217,7 +219,7 @@ def full_disk_try(tmp_path, env, die):
     script = FULL_DISK_TRY.format(logging=str(REPO / "logging"), env=env, folder=str(folder),
                                   rel=REL, local=str(local), die=die)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=CHILD_ENV)
     assert proc.returncode == 0, proc.stderr
     return proc, logs, folder
 
