@@ -317,12 +317,14 @@ def test_a_failing_step_fails_the_build_and_leaves_nothing_running(work, monkeyp
     def broken(*args, **kw):
         raise UserError("no python root today")
 
-    monkeypatch.setattr(python_root, "build", broken)
+    monkeypatch.setattr(python_root, "_make", broken)  # what the "python root" action runs
     cache = fresh_cache(work / "cache-failing")
     before = _children()  # (other tests' servers may be running)
     with pytest.raises(UserError, match="no python root today"):
         image.build(project.load(REPO), "4.2", ("base",), work / "out-failing", cache)
     assert not (work / "out-failing").exists()
+    records = [action_cache.read(cache, p.stem) for p in (cache / "actions").glob("*.json")]
+    assert not [r for r in records if r.kind == "python root"]  # a failed action records nothing
     assert _children() - before == set()
     assert not list(scratch.base(cache).glob("rt-*"))
     shutil.rmtree(cache)
