@@ -17,8 +17,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from debian import deb822
-
 from rules.fetch import download
 from rules.common.errors import UserError
 
@@ -26,6 +24,8 @@ from rules.common.errors import UserError
 def parse_stanzas(text: str, fields: list[str] | None = None) -> list[dict[str, str]]:
     """deb822 paragraphs as plain dicts, by python-debian (a continuation line keeps its leading
     space after the newline, as deb822 writes it); only ``fields`` when given."""
+    from debian import deb822  # 20 ms to import; every task imports this module, few read indexes
+
     return [dict(paragraph) for paragraph in deb822.Deb822.iter_paragraphs(text, fields=fields)]
 
 
@@ -51,6 +51,8 @@ def packages(mirror: str, suite: str, component: str, arch: str, keyring: str,
              cache: Path, fields: list[str] | None = None) -> list[dict[str, str]]:
     """The paragraphs of the suite's Packages index (only ``fields`` when given: the parse
     takes about half as long with the dozen fields the Debian lock reads)."""
+    from debian import deb822
+
     release = deb822.Release(verified_release(mirror, suite, keyring))
     wanted = f"{component}/binary-{arch}/Packages.xz"
     for entry in release.get("SHA256", []):  # python-debian splits it: sha256, size, name
