@@ -44,11 +44,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def timed(fn, *args, rounds=3):
+def timed(fn, *args, rounds=3, **kwargs):
     times, result = [], None
     for _ in range(rounds):
         start = time.perf_counter()
-        result = fn(*args)
+        result = fn(*args, **kwargs)
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
 

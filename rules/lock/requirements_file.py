@@ -5,11 +5,13 @@ Kept our own on purpose: these locks are written by uv in pip-compile's layout o
 options, no ``-r``), and every build reads them: a no-op rebuild of Runtime 4.2 reads a lock
 6 times. pip-requirements-parser 32.0.1 (pip's own parser, pinned in the dev lock) reads the
 same pins and hashes from every committed lock (tests/rules/lock/test_requirements_file.py),
-but takes 300 ms for the four locks against 2.8 ms here (108x), and with it the no-op rebuild
-went from 0.14 s to 1.22 s, over the 1 s a no-op build may take (``.venv/bin/python
-tools/bench_libs.py req noop``, 2 cores). It also keeps no line layout to write back, and
-its ``RequirementsFile.from_string`` fails (``NameError: Path``), so it reads only files. A
-line this reader does not understand after the first pin is an error, never skipped.
+but takes 300-320 ms for the four locks against 2.8 ms here (108-116x), and with it the
+in-process no-op rebuild went from 0.14 s to 0.75-1.22 s (two runs, 2 cores, load about 3;
+``.venv/bin/python tools/bench_libs.py req noop``): `invoke image` no-op takes 0.34 s in
+all, so it would reach or pass the 1 s a no-op build may take. It also keeps no line layout
+to write back, and its ``RequirementsFile.from_string`` fails (``NameError: Path``), so it
+reads only files. A line this reader does not understand after the first pin is an error,
+never skipped.
 """
 
 import re
