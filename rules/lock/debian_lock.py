@@ -19,6 +19,8 @@ from rules.load.model import DebianSource, Project
 from rules.common.cache import default_cache
 
 LOCK_VERSION = 1
+FIELDS = ["Package", "Version", "Architecture", "SHA256", "Size", "Filename", "Source",
+          "Priority", "Essential", "Provides", "Depends", "Pre-Depends"]  # what the lock reads
 
 
 def inputs(source: DebianSource) -> dict:
@@ -136,7 +138,7 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
     for mirror, suite in source.archives:
         for component in source.components:
             for stanza in debian_index.packages(mirror, suite, component, source.arch,
-                                                source.keyring, cache):
+                                                source.keyring, cache, FIELDS):
                 universe.add(stanza, mirror)
     universe.index_provides()
     base = sorted(n for n, s in universe.best.items()

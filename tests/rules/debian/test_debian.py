@@ -1,4 +1,4 @@
-"""Debian versions, the dependency resolver, and the Debian lock's offline check."""
+"""Debian versions (python-debian), the dependency resolver, and the Debian lock's offline check."""
 
 import shutil
 import subprocess
@@ -17,6 +17,12 @@ from tests.fixtures import REPO
     ("1.0", "1.1"), ("1.0~rc1", "1.0"), ("1.0", "1.0+deb11u1"), ("2.31-13", "2.31-13+deb11u5"),
     ("1.9", "1.10"), ("2.0", "1:0.1"), ("3.9.2-1", "3.9.2-1+deb11u7"), ("1.0-1", "1.0a-1"),
     ("0.19.0-1", "0.19.0-1+b1"), ("1.1.1n-0+deb11u3", "1.1.1w-0+deb11u1"),
+    # epochs outrank everything after them; a missing epoch is 0
+    ("1:1.0", "2:0.1"), ("0:9.9", "1:0"), ("9.9-9", "1:0.1-1"),
+    # `~` sorts before everything, even the end of the version; `~~` before `~`
+    ("1.0~~", "1.0~"), ("1.0~", "1.0"), ("1.0~rc1-1", "1.0-1"), ("2.31-13~bpo1", "2.31-13"),
+    # letters before symbols other than `~`; numeric runs as numbers, leading zeros ignored
+    ("1.0a", "1.0+"), ("1.01", "1.2"), ("1.0-1", "1.0-1.1"),
 ])
 def test_version_order(older, newer):
     assert debian_version.compare(older, newer) < 0
@@ -24,11 +30,42 @@ def test_version_order(older, newer):
     assert debian_version.compare(newer, newer) == 0
 
 
+def test_equal_versions_written_differently():
+    assert debian_version.compare("0:1.0-0", "1.0-0") == 0
+    assert debian_version.compare("1.01", "1.1") == 0
+
+
 def test_relations():
     assert debian_version.parse_relation("libc6 (>= 2.14)") == ("libc6", ">=", "2.14")
     assert debian_version.parse_relation("python3:any") == ("python3", None, None)
+    assert debian_version.parse_relation(" libc6  (  <<  2:2.31~  ) ") == ("libc6", "<<", "2:2.31~")
+    assert debian_version.parse_relation("foo (>= 1) [amd64 !i386]") == ("foo", ">=", "1")
     assert debian_version.satisfies("2.31-13", ">=", "2.14")
     assert not debian_version.satisfies("2.31-13", "<<", "2.31")
+    assert debian_version.satisfies("2.31-13", "<<", "2.31-13+deb11u1")
+    assert debian_version.satisfies("1:1.0", ">>", "2.0")  # the epoch wins
+    # the deprecated < and > mean <= and >=, as dpkg reads them
+    assert debian_version.satisfies("1.0", "<", "1.0")
+    assert debian_version.satisfies("1.0", ">", "1.0")
+
+
+@pytest.mark.parametrize("text", ["libc6 (>= 2.14", "libc6 (=> 2.14)", "a | b", "a, b", ""])
+def test_a_relation_python_debian_cannot_read_is_an_error(text):
+    # python-debian logs a warning and returns the raw text as the name; we refuse it
+    with pytest.raises(ValueError, match="cannot parse dependency"):
+        debian_version.parse_relation(text)
+
+
+def test_deb822_paragraphs_continuations_and_release_checksums():
+    from debian import deb822
+
+    text = ("Package: a\nDescription: first\n second\n .\n third\n\n\n"
+            "Package: b\nVersion: 1\n")
+    assert parse_stanzas(text) == [{"Package": "a", "Description": "first\n second\n .\n third"},
+                                   {"Package": "b", "Version": "1"}]
+    assert parse_stanzas(text, ["Package"]) == [{"Package": "a"}, {"Package": "b"}]
+    release = deb822.Release("Suite: bullseye\nSHA256:\n " + "ab" * 32 + " 12 main/Packages.xz\n")
+    assert release["SHA256"] == [{"sha256": "ab" * 32, "size": "12", "name": "main/Packages.xz"}]
 
 
 PACKAGES = """\
