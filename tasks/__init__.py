@@ -424,8 +424,10 @@ def pex(c, runtime="4.2", out=None):
                                    "(0: skip; it needs 9+ minutes to finish)",
             "image": "also benchmark the image build against docker build (root, dockerd)",
             "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)",
-            "push": "also benchmark invoke push against skopeo copy (local TLS registry)"})
-def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True):
+            "push": "also benchmark invoke push against skopeo copy (local TLS registry)",
+            "remote": "also benchmark the remote cache: publish from an empty cache without "
+                      "the bytes (local TLS registry)"})
+def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=True):
     """Print figures side by side: locking, our image build against docker build, and the task
     log handler against Airflow's file handler."""
     from tasks import dockerd
@@ -434,6 +436,8 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True):
           pty=False)
     if push:
         c.run("python tools/bench_push.py", pty=False)
+    if remote:
+        c.run("python tools/bench_remote.py", pty=False)
     if image or logs:
         with dockerd.engine(default_cache()) as host:
             if image:
