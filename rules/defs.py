@@ -59,6 +59,17 @@ def _archives(value: list) -> str | None:
     return None
 
 
+def _registry_repository(value: str) -> str | None:
+    from rules.common.errors import UserError
+    from rules.oci.registry import parse_target
+
+    try:
+        parse_target(value)
+    except UserError:
+        return f"expected HOST[:PORT]/REPO (a registry repository, no tag), got {value!r}"
+    return None
+
+
 def _nonempty(value) -> str | None:
     return None if value else "must not be empty"
 
@@ -76,6 +87,7 @@ class Collector:
         self.modules: list[model.RuntimeModule] = []
         self.patches: list[model.AirflowPatches] = []
         self.images: list[model.RuntimeImage] = []
+        self.remote_cache: model.RemoteCacheConfig | None = None
 
     # WORKSPACE ---------------------------------------------------------------------------
     def workspace_functions(self) -> dict:
@@ -124,7 +136,17 @@ class Collector:
                 constraints=tuple(a["constraints"]), index_url=a["index_url"],
                 find_links=tuple(a["find_links"])))
 
-        return {f.__name__: f for f in (workspace, debian_source, python_toolchain, python_lock)}
+        def remote_cache(**kw):
+            a = validate("remote_cache", {
+                "url": Field(str, check=_registry_repository),
+                "read_only": Field(bool, False),
+            }, kw)
+            if self.remote_cache is not None:
+                raise RuleError("remote_cache: declared twice (one remote cache per workspace)")
+            self.remote_cache = model.RemoteCacheConfig(a["url"], a["read_only"])
+
+        return {f.__name__: f for f in (workspace, debian_source, python_toolchain, python_lock,
+                                        remote_cache)}
 
     # BUILD -------------------------------------------------------------------------------
     def build_functions(self, package: str) -> dict:

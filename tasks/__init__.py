@@ -271,27 +271,71 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
 
 @task(help={"runtime": "the Runtime line to build (e.g. 4.2)",
             "flavor": "a flavor of the line's runtime_image (runtime/BUILD: onbuild, base) or all",
-            "out": "output folder of the OCI layout (default: out/runtime-<version>)",
+            "out": "output folder of the OCI layout (default: out/runtime-<version>; with "
+                   "--push-to, no layout unless --out is given)",
             "load": "load the images into the Docker engine (Docker SDK)",
             "explain": "say, for each action that ran, which of its inputs changed since the "
-                       "last build of this line"})
+                       "last build of this line",
+            "remote_cache": "HOST[:PORT]/REPO: look action results up there before running "
+                            "them, store them there after (default: WORKSPACE's remote_cache; "
+                            "'off' to build without it)",
+            "remote_cache_read_only": "read the remote cache, never write it (untrusted "
+                                      "builds: pull requests)",
+            "push_to": "HOST[:PORT]/REPO: publish the images there with their tags (layers "
+                       "mounted from the remote cache when it is on the same registry)",
+            "username": "registry user for --remote-cache and --push-to (else the Docker "
+                        "config's credentials for each host)",
+            "password_stdin": "read the password from standard input (with --username)",
+            "ca_cert": "PEM file of the CA that signed the registries' certificates"})
 @user_errors
-def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False):
-    """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers."""
+def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
+          remote_cache=None, remote_cache_read_only=False, push_to=None, username=None,
+          password_stdin=False, ca_cert=None):
+    """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers; with a
+    remote cache and --push-to, publish them without downloading their layers."""
     from rules.image import build as images
     from rules.image.config import flavors as flavors_of
     from tasks import system_deps
 
-    system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     line = proj.line(runtime)
     known = flavors_of(proj, line)
     flavors = known if flavor == "all" else (flavor,)
     if any(f not in known for f in flavors):
         raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
-    out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
-    result = images.build(proj, runtime, flavors, out, default_cache())
+    options = _registry_options(username, password_stdin, ca_cert)
+    url, read_only = _remote_cache_choice(proj, remote_cache, remote_cache_read_only)
+    target = None
+    if push_to:
+        from rules.oci.registry import Client, parse_target
+
+        target = Client(parse_target(push_to), **options)  # checked before any work
+    if load and target is not None and out is None:
+        raise UserError("--load needs a layout: give --out with --push-to")
+    if out is not None or target is None:
+        out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
+    remote = None
+    if url:
+        from rules.graph import remote as remotes
+
+        remote = remotes.open_cache(url, read_only, **options)
+    result = images.build(proj, runtime, flavors, out, default_cache(), remote, target)
     report.image_summary(result)
+    if remote is not None:
+        print(remote.summary())
+    if url:
+        print(f"locked inputs fetched: {result.fetched[0]} file(s), {result.fetched[1]:,} bytes")
+    if result.push is not None:
+        p = result.push
+        for tag, digest in p.tags.items():
+            print(f"pushed {p.target}:{tag}  {digest}")
+        print(f"{len(p.images)} image(s), {p.blobs_total} blobs: {p.blobs_uploaded} uploaded "
+              f"({p.bytes_uploaded:,} bytes), {p.blobs_mounted} mounted, "
+              f"{p.blobs_total - p.blobs_uploaded - p.blobs_mounted} already there")
+        if out is None:
+            print("no OCI layout written (--push-to without --out: the layers stay in the "
+                  "registry)")
     if explain:
         print("explain: " + ("every action was in the cache" if not result.explained else
                              f"{len(result.explained)} action(s) ran"))
@@ -302,6 +346,44 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False):
 
         for tag in docker_load.load(out):
             print(f"loaded {tag}")
+
+
+def _registry_options(username, password_stdin, ca_cert) -> dict:
+    """Credentials and CA for the registries of `invoke image` (as `invoke push` reads them)."""
+    if (username is None) != (not password_stdin):
+        raise UserError("--username and --password-stdin go together (or neither: the "
+                        "Docker config's credentials are used)")
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UserError("--password-stdin: no password on standard input")
+    if ca_cert:
+        ca_cert = _user_path(ca_cert).resolve()
+        if not ca_cert.is_file():
+            raise UserError(f"--ca-cert {ca_cert}: no such file")
+    return {"ca_cert": ca_cert, "username": username, "password": password}
+
+
+def _remote_cache_choice(proj, flag, read_only) -> tuple[str | None, bool]:
+    """(URL, read-only) of the remote cache: the command line wins over WORKSPACE's
+    remote_cache(); --remote-cache off builds without one."""
+    from rules.oci.registry import parse_target
+
+    declared = proj.remote_cache
+    if flag == "off":
+        return None, False
+    url = flag or (declared.url if declared else None)
+    if not url:
+        if read_only:
+            raise UserError("--remote-cache-read-only needs a remote cache (--remote-cache "
+                            "HOST[:PORT]/REPO, or remote_cache() in WORKSPACE)")
+        return None, False
+    try:
+        parse_target(url)
+    except UserError as e:
+        raise UserError(str(e).replace("--to", "--remote-cache", 1)) from None
+    return url, bool(read_only or (declared.read_only if declared and not flag else False))
 
 
 @task(help={"runtime": "the Runtime line (e.g. 4.2)",
@@ -342,8 +424,10 @@ def pex(c, runtime="4.2", out=None):
                                    "(0: skip; it needs 9+ minutes to finish)",
             "image": "also benchmark the image build against docker build (root, dockerd)",
             "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)",
-            "push": "also benchmark invoke push against skopeo copy (local TLS registry)"})
-def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True):
+            "push": "also benchmark invoke push against skopeo copy (local TLS registry)",
+            "remote": "also benchmark the remote cache: publish from an empty cache without "
+                      "the bytes (local TLS registry)"})
+def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=True):
     """Print figures side by side: locking, our image build against docker build, and the task
     log handler against Airflow's file handler."""
     from tasks import dockerd
@@ -352,6 +436,8 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True):
           pty=False)
     if push:
         c.run("python tools/bench_push.py", pty=False)
+    if remote:
+        c.run("python tools/bench_remote.py", pty=False)
     if image or logs:
         with dockerd.engine(default_cache()) as host:
             if image:

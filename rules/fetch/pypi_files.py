@@ -146,12 +146,13 @@ def choices_fetched(cache: Path, lock_text: str) -> bool:
     return action_cache.get(cache, choice_action(lock_text, "").key) is not None
 
 
-def load_choices(cache: Path, lock_text: str, lock_name: str, choose_all=None
-                 ) -> list[Chosen]:
-    """The chosen files of a lock: from the action cache, or chosen now by ``choose_all``."""
+def load_choices(cache: Path, lock_text: str, lock_name: str, choose_all=None,
+                 remote=None) -> list[Chosen]:
+    """The chosen files of a lock: from the action cache (or the remote cache ``remote``), or
+    chosen now by ``choose_all``."""
     action = choice_action(lock_text, lock_name, choose_all)
     record = action_cache.get(cache, action.key)
-    if record is None:
-        record = scheduler.run([action], cache)[action].record
+    if record is None or remote is not None:  # (a remote cache lacking it gets it)
+        record = scheduler.run([action], cache, remote=remote)[action].record
     return [Chosen(**c) for c in json.loads(record.blob(cache, "choices").read_text())]
 

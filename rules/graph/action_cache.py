@@ -13,7 +13,12 @@ A hit needs the record and everything it names: each blob in the content-address
 (a blob by rename, a tree by rename of a finished folder), and the record last, by rename: a
 build killed at any point leaves either a complete entry or none, and two builds sharing one
 cache at once write the same bytes under the same names. Blobs are what a remote cache can share
-(rules.graph.remote, later); trees are local.
+(rules.graph.remote); trees are local.
+
+A record found in a remote cache has ``remote`` set: its blobs are not here yet, and
+``Record.blob`` downloads one (checked against its digest) the first time an action asks for
+its path, so a build reads only the bytes it really uses. Once all its blobs are here, the
+record is written into this cache too (``put_record``).
 
 ``<cache>/targets/<digest of target>.json`` maps each action label of a target's last build to
 its key, which is how ``--explain`` finds what the previous build of the same target used.
@@ -28,6 +33,15 @@ from rules.fetch.download import cas_path
 from rules.graph.action import FORMAT, Action, Made, digest
 
 
+class RemoteBlobError(Exception):
+    """A remote record's blob could not be used (bytes not matching its digest, or the
+    registry failed): the action of ``key`` must run locally."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass
 class Record:
     kind: str
@@ -37,9 +51,18 @@ class Record:
     blobs: dict[str, tuple[str, int]] = field(default_factory=dict)
     trees: dict[str, str] = field(default_factory=dict)
     values: dict = field(default_factory=dict)
+    remote: object = field(default=None, compare=False, repr=False)  # a RemoteCache it is from
 
     def blob(self, cache: Path, name: str) -> Path:
-        return cas_path(cache, self.blobs[name][0])
+        """The blob's path; a remote record's blob is downloaded first if it is not here."""
+        path = cas_path(cache, self.blobs[name][0])
+        if self.remote is not None and not path.exists():
+            self.remote.fetch(self, name, cache)
+        return path
+
+    def local(self, cache: Path) -> bool:
+        """All its blobs are in this cache's store."""
+        return all(cas_path(cache, sha).exists() for sha, _ in self.blobs.values())
 
     def tree(self, cache: Path, name: str) -> Path:
         return Path(cache) / self.trees[name]
@@ -94,6 +117,12 @@ def put(cache: Path, action: Action, made: Made) -> Record:
     atomic.write_text(record_path(cache, action.key),
                       json.dumps(record.to_json(), sort_keys=True) + "\n")
     return record
+
+
+def put_record(cache: Path, record: Record) -> None:
+    """Keep a record made elsewhere (a remote cache's) whose outputs are now all here."""
+    atomic.write_text(record_path(cache, record.key),
+                      json.dumps(record.to_json(), sort_keys=True) + "\n")
 
 
 def target_path(cache: Path, target: str) -> Path:

@@ -11,6 +11,15 @@ process contends for the GIL) call ``ctx.worker`` to run in the pool of rules.gr
 
 The first failure stops the build: queued actions are dropped, the workers killed, the error
 raised (an action already running in a thread ends by itself).
+
+With a remote cache (rules.graph.remote), an action missing from the local cache is looked up
+there by key while planning: a remote hit is a hit like a local one (its deps are not
+needed), whose blobs are downloaded only if an action that runs reads them (``Record.blob``).
+If such a blob turns out unusable (its bytes do not match its digest), the action that made it
+runs locally then and there, and the action that needed it goes on. After an action runs, its
+record is stored in the remote cache; local hits it lacks are uploaded too. ``prepare(action)``
+is called before an action runs (the image build checks, and fetches if missing, the locked
+files that action reads).
 """
 
 import os
@@ -19,11 +28,14 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rules.graph import action_cache, workers
 from rules.graph.action import Action
-from rules.graph.action_cache import Record
+from rules.graph.action_cache import Record, RemoteBlobError
+
+if TYPE_CHECKING:  # (the registry client's import costs 0.2 s: only builds with a remote pay it)
+    from rules.graph.remote import RemoteCache
 
 LANE = 2  # threads (and worker processes) for the non-urgent actions
 YIELDING_NICE = 10
@@ -48,10 +60,17 @@ class Outcome:
     hit: bool
     seconds: float
 
+    @property
+    def remote(self) -> bool:
+        """A hit of the remote cache (its blobs may not be here)."""
+        return self.record.remote is not None
 
-def plan(wanted: list[Action], cache: Path) -> tuple[dict[Action, Record], list[Action]]:
+
+def plan(wanted: list[Action], cache: Path, remote: "RemoteCache | None" = None
+         ) -> tuple[dict[Action, Record], list[Action]]:
     """(hits, to run): the actions that must run to get ``wanted``, deps before dependents,
-    each key once (two Action objects of one key are one action)."""
+    each key once (two Action objects of one key are one action). A hit is a local record,
+    else a remote one."""
     hits: dict[Action, Record] = {}
     order: list[Action] = []
     seen: set[str] = set()
@@ -61,6 +80,8 @@ def plan(wanted: list[Action], cache: Path) -> tuple[dict[Action, Record], list[
             return
         seen.add(action.key)
         record = action_cache.get(cache, action.key)
+        if record is None and remote is not None:
+            record = remote.lookup(action)
         if record is not None:
             hits[action] = record
             return
@@ -73,16 +94,19 @@ def plan(wanted: list[Action], cache: Path) -> tuple[dict[Action, Record], list[
     return hits, order
 
 
-def run(wanted: list[Action], cache: Path, advance: Callable[[int], None] = lambda n: None
+def run(wanted: list[Action], cache: Path, advance: Callable[[int], None] = lambda n: None,
+        remote: "RemoteCache | None" = None, prepare: Callable[[Action], None] | None = None
         ) -> dict[Action, Outcome]:
     """Outcomes of the actions the build touched (hits and runs), for every Action object
     reachable from ``wanted`` whose key was needed."""
-    hits, to_run = plan(wanted, cache)
+    hits, to_run = plan(wanted, cache, remote)
+    if remote is not None:
+        remote.backfill(list(hits.values()), cache)
     by_key: dict[str, Outcome] = {a.key: Outcome(a, r, True, 0.0) for a, r in hits.items()}
     wanted_keys = {a.key for a in wanted}
     advance(len(wanted_keys & by_key.keys()))
     if to_run:
-        _run_all(to_run, cache, by_key, wanted_keys, advance)
+        _run_all(to_run, cache, by_key, wanted_keys, advance, remote, prepare)
     outcomes: dict[Action, Outcome] = {}
 
     def collect(action: Action) -> None:
@@ -97,7 +121,8 @@ def run(wanted: list[Action], cache: Path, advance: Callable[[int], None] = lamb
 
 
 def _run_all(to_run: list[Action], cache: Path, by_key: dict[str, Outcome],
-             wanted_keys: set[str], advance) -> None:
+             wanted_keys: set[str], advance, remote: "RemoteCache | None" = None,
+             prepare: Callable[[Action], None] | None = None) -> None:
     yielding = any(a.urgent for a in to_run)
     records: dict[str, Record] = {k: o.record for k, o in by_key.items()}
     lock = threading.Lock()
@@ -116,8 +141,24 @@ def _run_all(to_run: list[Action], cache: Path, by_key: dict[str, Outcome],
         if record is None:
             with lock:
                 deps = {d.key: records[d.key] for d in action.deps}
-            made = action.run(Context(deps, cache, in_worker))
+            if prepare is not None:
+                prepare(action)
+            ctx = Context(deps, cache, in_worker)
+            while True:
+                try:
+                    made = action.run(ctx)
+                    break
+                except RemoteBlobError as e:  # a dep's remote output is unusable: make it here
+                    dep = next((d for d in action.deps if d.key == e.key), None)
+                    if dep is None:
+                        raise
+                    redone = run([dep], cache, remote=remote, prepare=prepare)[dep].record
+                    ctx.records[dep.key] = redone
+                    with lock:
+                        records[dep.key] = redone
             record = action_cache.put(cache, action, made)
+            if remote is not None:
+                remote.store(record, cache)
         with lock:
             records[action.key] = record
         if action.key in wanted_keys:

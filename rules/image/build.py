@@ -11,6 +11,13 @@ never needs the Debian root. Nothing here touches the network.
 A cold build runs three things at once on its cores: mmdebstrap and then the base layer (the
 longest chain, the urgent lane), the Python layers in worker processes (compiled in the small
 python root, so they need not wait for the Debian root), and the small layers in threads.
+
+With a remote cache (rules.graph.remote, `--remote-cache`), actions missing here are looked up
+there; the locked inputs are then checked only for the actions that really run (a build whose
+every action is a remote hit reads none, and needs no `invoke fetch`), and layer blobs are
+downloaded only to write the OCI layout. With ``push_to`` and no ``out``, no layout is written:
+the images go straight to the registry, their layers mounted from the remote cache's repository
+(rules.oci.push.push_images), so a publish reads no layer bytes at all.
 """
 
 import time
@@ -28,6 +35,7 @@ from rules.load.model import Project, RuntimeLine
 from rules.lock import debian_lock, pip_lock
 from rules.oci import layer, layout as oci
 from rules.python import wheel_install
+from rules.graph.action_cache import Record, RemoteBlobError
 
 
 @dataclass
@@ -46,6 +54,10 @@ class BuildResult:
     images: list[oci.Image] = field(default_factory=list)
     seconds: float = 0.0
     explained: list[str] = field(default_factory=list)  # why each action that ran ran
+    layout: bool = True  # False: --push-to without --out, no layout was written
+    remote: object = None  # the RemoteCache used, if any
+    push: object = None  # rules.oci.push.PushResult of --push-to
+    fetched: tuple[int, int] = (0, 0)  # locked inputs downloaded for actions that ran: n, bytes
 
 
 @dataclass
@@ -80,15 +92,17 @@ def target(line: RuntimeLine) -> str:
     return f"image {line.name}"
 
 
-def line_graph(project: Project, line: RuntimeLine, cache: Path) -> LineGraph:
+def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) -> LineGraph:
     epoch = shared_epoch(project, line)
-    inputs = Inputs(project, cache, epoch)
+    inputs = Inputs(project, cache, epoch, remote)
     pyroot = inputs.python_root
     wheels = inputs.wheels(line.airflow)
     # an sdist to build needs the Debian root as a tree of the cache: then the base layer is
     # written from that tree rather than from a second root
     tree_needed = any(w.action is not None and w.action.kind == "sdist wheel"
-                      and action_cache.get(cache, w.action.key) is None for w in wheels.values())
+                      and action_cache.get(cache, w.action.key) is None
+                      and not (remote is not None and remote.has(w.action))
+                      for w in wheels.values())
     actions = [inputs.base_layer(with_tree=tree_needed)]
     for title, names in layers.python_groups(project, line):
         group = [wheels[n] for n in names]
@@ -146,27 +160,74 @@ def _config_run(project: Project, line: RuntimeLine, lock_text: str, inputs: Inp
     return run
 
 
-def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path,
-          cache: Path) -> BuildResult:
+def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path | None,
+          cache: Path, remote=None, push_to=None) -> BuildResult:
+    """Build a line's images into the layout ``out``. ``remote``: a RemoteCache to read (and
+    write) action results. ``push_to``: a registry Client to publish the images to (then
+    ``out`` may be None: no layout, no layer bytes needed)."""
     started = time.monotonic()
     line = project.line(line_name)
-    out = oci.check_out(out)  # before any work: never replace a folder of the user's
+    if out is None and push_to is None:
+        raise ValueError("build: an output layout or a registry to push to is needed")
+    if out is not None:
+        out = oci.check_out(out)  # before any work: never replace a folder of the user's
     pip_lock.check_all(project, [line.airflow])
     debian_lock.check(project)
-    graph = line_graph(project, line, cache)
-    graph.inputs.verify_all(line.airflow)  # every locked input, before any work starts
+    graph = line_graph(project, line, cache, remote)
+    prepare = None
+    if remote is None:
+        graph.inputs.verify_all(line.airflow)  # every locked input, before any work starts
+    else:
+        prepare = graph.inputs.prepare  # only those of the actions that run, when they run
     graph.inputs.save()
-    result = BuildResult(line, Path(out))
+    result = BuildResult(line, Path(out) if out is not None else None, remote=remote,
+                         layout=out is not None)
     with report.progress(f"Runtime {line.version}: layers", total=len(graph.layers)) as advance:
-        outcomes = scheduler.run(graph.layers, cache, advance)
-    result.steps = [Step(a.label, layer_of(outcomes[a].record), outcomes[a].hit,
+        outcomes = scheduler.run(graph.layers, cache, advance, remote=remote, prepare=prepare)
+    records = {a.key: outcomes[a].record for a in graph.layers}
+
+    def local(action: Action) -> Record:
+        """The layer's record with its blob here: downloaded from the remote cache, or, if
+        its bytes are unusable, made here after all."""
+        record = records[action.key]
+        if record.remote is not None:
+            try:
+                record.remote.ensure(record, cache)
+            except RemoteBlobError:
+                record = scheduler.run([action], cache, remote=remote, prepare=prepare
+                                       )[action].record
+                if layer_of(record).digest != layer_of(records[action.key]).digest:
+                    raise RuntimeError(f"layer {action.label}: made here as "
+                                       f"{layer_of(record).digest}, the remote cache's record "
+                                       f"says {layer_of(records[action.key]).digest}") from None
+                records[action.key] = record
+        return record
+
+    if out is not None and remote is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with report.status("downloading the layers the layout needs"), \
+                ThreadPoolExecutor(4) as pool:
+            list(pool.map(local, graph.layers))
+    result.steps = [Step(a.label, layer_of(records[a.key]), outcomes[a].hit,
                          outcomes[a].seconds) for a in graph.layers]
     result.explained = explain(cache, target(line), graph, outcomes)
     made = [s.layer for s in result.steps]
     history = [f"runtime: {s.name}" for s in result.steps]
     for flavor in flavors:
         result.images.append(image_of(project, line, flavor, made, history))
-    oci.write_layout(result.images, out, cache)
+    if out is not None:
+        oci.write_layout(result.images, out, cache)
+    if push_to is not None:
+        from rules.oci import push as pushing
+
+        by_digest = {layer_of(records[a.key]).digest: a for a in graph.layers}
+        mount_from = remote.repo if remote is not None and remote.enabled and \
+            remote.host == push_to.target.host else None
+        result.push = pushing.push_images(
+            result.images, push_to, cache,
+            lambda digest: layer_of(local(by_digest[digest])).blob(cache), mount_from)
+    result.fetched = tuple(graph.inputs.fetched)
     result.seconds = time.monotonic() - started
     return result
 

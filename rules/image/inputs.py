@@ -10,7 +10,12 @@
   wheel" action.
 
 Every locked input is checked against its sha256 before a build starts (rules.fetch.verified).
+With a remote cache, only the locked files of the actions that really run are needed: each is
+checked (and downloaded from its locked URL if this cache lacks it) just before its action
+runs (``prepare``), so a build whose every action is a remote hit reads no locked file at all.
 """
+
+import threading
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +72,12 @@ def layer_of(record: Record) -> layer.Layer:
 class Inputs:
     """The input actions of the images of one Debian root clamp (``epoch``)."""
 
-    def __init__(self, project: Project, cache: Path, epoch: int):
+    def __init__(self, project: Project, cache: Path, epoch: int, remote=None):
         self.project, self.cache, self.epoch = project, Path(cache), epoch
+        self.remote = remote  # a rules.graph.remote.RemoteCache, or None
+        self._locked: dict[str, tuple[str, str]] | None = None  # sha256 -> (file, URL)
+        self._prepare_lock = threading.Lock()
+        self.fetched = [0, 0]  # locked files downloaded by ``prepare``: count, bytes
         self.root = debian_rootfs.root_action(project, epoch)
         self.python_root = python_root.action(project)
         self.base = self.base_layer(with_tree=False)
@@ -106,7 +115,9 @@ class Inputs:
         """A file of the Debian root the base layer was written from (from its record)."""
         record = action_cache.get(self.cache, self.base.key)
         if record is None:
-            record = scheduler.run([self.base], self.cache)[self.base].record
+            record = scheduler.run([self.base], self.cache, remote=self.remote,
+                                   prepare=self.prepare if self.remote else None
+                                   )[self.base].record
         return record.values[rel]
 
     def rootfs(self) -> Path:
@@ -117,7 +128,7 @@ class Inputs:
         """Package name -> its wheel (a file, or an action that makes it)."""
         lock = self.project.locks[airflow]
         text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
-        chosen = pypi_files.load_choices(self.cache, text, lock.lock)
+        chosen = pypi_files.load_choices(self.cache, text, lock.lock, remote=self.remote)
         out = {c.name: Wheel(c.name, c.sha256, c.filename) for c in chosen if c.kind == "wheel"}
         sdists = [c for c in chosen if c.kind != "wheel"]
         if sdists:
@@ -148,6 +159,46 @@ class Inputs:
         text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
         for c in pypi_files.load_choices(self.cache, text, lock.lock):
             self.verify(c.sha256, c.filename)
+
+    def prepare(self, action: Action) -> None:
+        """Before ``action`` runs (builds with a remote cache): the locked files it reads are
+        here and match their sha256, downloaded from their locked URLs if missing. They are
+        the locked files its inputs name by sha256 (a layer's wheels, the python root's
+        .debs...), and every .deb when the base layer makes a Debian root of its own."""
+        with self._prepare_lock:
+            locked = self.locked_files()
+            wanted = {v for v in action.inputs.values() if v in locked}
+            if (action.key == self.base.key
+                    and action_cache.get(self.cache, self.root.key) is None):
+                wanted |= {p["sha256"] for p in debian_lock.load(self.project)["packages"]}
+            for sha in sorted(wanted):
+                name, url = locked[sha]
+                if not download.cas_path(self.cache, sha).exists():
+                    path = download.fetch_verified(url, sha, self.cache, what=name)
+                    self.fetched[0] += 1
+                    self.fetched[1] += path.stat().st_size
+                self.verify(sha, name)
+            self.save()
+
+    def locked_files(self) -> dict[str, tuple[str, str]]:
+        """sha256 -> (file name, URL) of every locked input: the .debs, and the chosen
+        Python files of every lock whose file choice is known."""
+        if self._locked is None:
+            found = {p["sha256"]: (p["filename"], p["url"])
+                     for p in debian_lock.load(self.project)["packages"]}
+            for lock in self.project.locks.values():
+                text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
+                action = pypi_files.choice_action(text, lock.lock)
+                record = action_cache.get(self.cache, action.key)
+                if record is None and self.remote is not None:
+                    record = self.remote.lookup(action)
+                if record is None:
+                    continue
+                for c in pypi_files.load_choices(self.cache, text, lock.lock,
+                                                 remote=self.remote):
+                    found[c.sha256] = (c.filename, c.url)
+            self._locked = found
+        return self._locked
 
     def verify(self, sha256: str, name: str) -> Path:
         return self._verified.check(sha256, name)

@@ -51,6 +51,15 @@ class ProviderSet:
 
 
 @dataclass(frozen=True)
+class RemoteCacheConfig:
+    """WORKSPACE's remote_cache(): the registry repository builds share action results in
+    (rules.graph.remote). `invoke image --remote-cache` overrides it."""
+
+    url: str  # HOST[:PORT]/REPO
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class RuntimeModule:
     label: str
     name: str
@@ -153,6 +162,7 @@ class Project:
     workspace_name: str = field(default="runtime")
     patches: dict[str, AirflowPatches] = field(default_factory=dict)  # by Airflow version
     images: dict[str, RuntimeImage] = field(default_factory=dict)  # by label
+    remote_cache: RemoteCacheConfig | None = None  # WORKSPACE's remote_cache(), if any
 
     def image(self, line: RuntimeLine) -> RuntimeImage:
         """The image policy of a line."""

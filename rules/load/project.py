@@ -133,4 +133,4 @@ def _link(root: Path, c: Collector) -> model.Project:
     return model.Project(root=str(root), debian=debian, python=python, locks=locks,
                          lines=lines, provider_sets=sets, modules=modules,
                          workspace_name=c.workspace_name or "runtime", patches=patches,
-                         images=images)
+                         images=images, remote_cache=c.remote_cache)

@@ -14,8 +14,14 @@ The order is what makes a push safe to watch and to repeat:
 Two pushes of the same layout at once both succeed with the same digest: blob uploads of the
 same digest are independent sessions the registry stores once, and manifest PUTs are
 idempotent.
+
+``push_images`` publishes images straight from a build (`invoke image --push-to`), in the same
+order, without a layout: a layer that is not in the local store is mounted from the remote
+cache's repository when it is on the same registry (no byte is downloaded or sent), else its
+bytes are fetched first.
 """
 
+import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,6 +32,7 @@ from rules.common.errors import UserError
 from rules.oci.registry import Client, RegistryError, TAG, Target
 
 REF_NAME = "org.opencontainers.image.ref.name"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 WORKERS = 4  # concurrent blob uploads (measured: tools/bench_push.py)
 
 
@@ -89,13 +96,52 @@ def _blob(layout: Path, digest: str) -> Path:
 
 def push(layout: Path, client: Client, progress=print) -> PushResult:
     """Push every image of `layout` to the client's repository (see the module docstring)."""
-    started = time.monotonic()
     layout = Path(layout)
     images = read_layout(layout)
+
+    def upload(digest: str, size: int) -> bool:
+        return client.upload_blob(_blob(layout, digest), digest, size)
+    return _push(images, client, upload, progress)
+
+
+def push_images(images, client: Client, cache: Path, layer_path, mount_from: str | None = None,
+                progress=print) -> PushResult:
+    """Push built images (rules.oci.layout.Image) with their tags, without a layout: configs
+    from memory; a layer from the local store if it is there, else mounted from repository
+    ``mount_from`` of the same registry, else from ``layer_path(digest)`` (which fetches it)."""
+    from rules.common import atomic
+    from rules.fetch.download import cas_path
+
+    built, configs = [], {}
+    for image in images:
+        config = image.config_blob()
+        digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        configs[digest] = config
+        manifest = image.manifest_blob()
+        blobs = [{"digest": digest, "size": len(config)},
+                 *({"digest": lay.digest, "size": lay.size} for lay in image.layers)]
+        built.append(LayoutImage(image.digest, MANIFEST, manifest, list(image.tags), blobs))
+
+    def upload(digest: str, size: int) -> bool:
+        path = cas_path(cache, digest.removeprefix("sha256:"))
+        if digest in configs:
+            if not path.exists():
+                atomic.write_bytes(path, configs[digest])
+            return client.upload_blob(path, digest, size)
+        if path.exists():
+            return client.upload_blob(path, digest, size, mount_from=mount_from)
+        if mount_from and client.mount_blob(digest, mount_from):
+            return False
+        return client.upload_blob(layer_path(digest), digest, size)
+    return _push(built, client, upload, progress)
+
+
+def _push(images: list[LayoutImage], client: Client, upload, progress) -> PushResult:
+    started = time.monotonic()
     result = PushResult(client.target, images)
     client.connect()  # credentials are checked before anything is sent
     try:
-        _blobs_and_manifests(layout, images, client, result, progress)
+        _blobs_and_manifests(images, client, result, progress, upload)
     except RegistryError as e:
         raise RegistryError(f"{e}; no tag was moved (pushing again sends only what is "
                             f"missing)") from None
@@ -113,15 +159,14 @@ def push(layout: Path, client: Client, progress=print) -> PushResult:
     return result
 
 
-def _blobs_and_manifests(layout, images, client, result, progress) -> None:
+def _blobs_and_manifests(images, client, result, progress, upload) -> None:
     """Steps 1 and 2: the missing blobs, then each manifest by digest (no tag yet)."""
     blobs = {b["digest"]: b["size"] for image in images for b in image.blobs}
     result.blobs_total = len(blobs)
     with ThreadPoolExecutor(WORKERS) as pool:
         exists = dict(zip(blobs, pool.map(client.blob_exists, blobs)))
         missing = sorted((d for d in blobs if not exists[d]), key=lambda d: -blobs[d])
-        futures = {pool.submit(client.upload_blob, _blob(layout, d), d, blobs[d]): d
-                   for d in missing}
+        futures = {pool.submit(upload, d, blobs[d]): d for d in missing}
         try:
             for future in as_completed(futures):
                 sent = future.result()

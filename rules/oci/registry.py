@@ -58,9 +58,19 @@ TIMEOUT = (10, 600)  # connect, read (a registry verifies a large blob before it
 
 
 class RegistryError(UserError):
-    """A registry refused, failed or stopped answering: one line naming it and the cause."""
+    """A registry refused, failed or stopped answering: one line naming it and the cause.
+    ``status`` is the HTTP status when the registry answered (401, 403...), else None."""
 
     exit_code = 1
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def denied(self) -> bool:
+        """The registry refused these credentials (or this operation to them)."""
+        return self.status in (401, 403)
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ class Client:
             elif not challenge.lower().startswith("bearer"):
                 raise RegistryError(f"{self.target.host}: 401 Unauthorized: no credentials "
                                     f"(docker login {self.target.host}, or --username and "
-                                    f"--password-stdin)")
+                                    f"--password-stdin)", 401)
             response = self._authenticated("GET", f"{self.base}/", response)
         self._check(response, "GET /v2/")
         return self
@@ -192,7 +202,7 @@ class Client:
         with self._lock:
             _, changed = self.auth.authenticate_request(response, {}, refresh=True)
         if not changed:
-            raise RegistryError(f"{self.target.host}: 401 Unauthorized")
+            raise RegistryError(f"{self.target.host}: 401 Unauthorized", 401)
         return self._send(method, url, body, headers)
 
     def _request(self, method: str, url: str, body=None, headers=None) -> requests.Response:
@@ -208,9 +218,9 @@ class Client:
         detail = _errors(response)
         if response.status_code == 401:
             raise RegistryError(f"{self.target.host}: 401 Unauthorized: wrong username or "
-                                f"password{detail}")
+                                f"password{detail}", 401)
         raise RegistryError(f"{self.target.host}: {what} answered {response.status_code} "
-                            f"{response.reason}{detail}")
+                            f"{response.reason}{detail}", response.status_code)
 
     def _url(self, kind: str, ref: str, repo: str | None = None) -> str:
         return f"{self.base}/{repo or self.target.repo}/{kind}/{ref}"
@@ -233,6 +243,55 @@ class Client:
         if "sha256:" + hashlib.sha256(response.content).hexdigest() != digest:
             raise RegistryError(f"{self.target.host}: blob {digest} has other bytes")
         return response.content
+
+    def download_blob(self, digest: str, path: Path, repo: str | None = None) -> int:
+        """Stream a blob into ``path`` (a new file), checking its sha256 on the way: bytes
+        that do not match the digest raise a ``RegistryError`` and leave no file. Its size."""
+        import hashlib
+
+        url = self._url("blobs", digest, repo)
+        headers = dict(self.auth.get_auth_header()) if self.auth is not None else {}
+        try:
+            response = self.session.get(url, headers=headers, verify=self.verify,
+                                        timeout=TIMEOUT, stream=True)
+            if response.status_code == 401 and self.auth is not None:
+                response.close()
+                response = self._authenticated("GET", url, response)
+            self._check(response, f"GET blob {digest[:19]}", ok=(200,))
+            h, size = hashlib.sha256(), 0
+            with open(path, "xb") as f:
+                for chunk in response.iter_content(CHUNK):
+                    h.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+        except requests.exceptions.RequestException as e:
+            Path(path).unlink(missing_ok=True)
+            raise RegistryError(f"{self.target.host}: GET blob {digest[:19]} failed: "
+                                f"{_reason(e)}") from None
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+        if "sha256:" + h.hexdigest() != digest:
+            Path(path).unlink(missing_ok=True)
+            raise RegistryError(f"{self.target.host}: blob {digest} has other bytes "
+                                f"(sha256:{h.hexdigest()[:12]}...)")
+        return size
+
+    def mount_blob(self, digest: str, mount_from: str) -> bool:
+        """Link a blob of repository ``mount_from`` (same registry) into this one without
+        sending it: True if the registry mounted it; False if it cannot (the upload session
+        it opened instead is cancelled)."""
+        url = (f"{self.base}/{self.target.repo}/blobs/uploads/?"
+               + urllib.parse.urlencode({"mount": digest, "from": mount_from}))
+        response = self._check(self._request("POST", url, headers={"Content-Length": "0"}),
+                               f"POST blob mount {digest[:19]}", ok=(201, 202))
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            self._request("DELETE", urllib.parse.urljoin(f"https://{self.target.host}/",
+                                                         location))
+        return False
 
     def upload_blob(self, path: Path, digest: str, size: int,
                     mount_from: str | None = None) -> bool:
@@ -278,6 +337,23 @@ class Client:
             return None
         self._check(response, f"GET manifest {ref}")
         return response.content, response.headers.get("Content-Type", "")
+
+    def get_manifest_checked(self, ref: str) -> tuple[bytes, str] | None:
+        """(bytes, digest) of a manifest by tag, or None: the bytes are checked against the
+        digest the registry names (Docker-Content-Digest), as a pull by tag does."""
+        import hashlib
+
+        response = self._request("GET", self._url("manifests", ref),
+                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        self._check(response, f"GET manifest {ref}", ok=(200,))
+        actual = "sha256:" + hashlib.sha256(response.content).hexdigest()
+        named = response.headers.get("Docker-Content-Digest") or actual
+        if named != actual:
+            raise RegistryError(f"{self.target.host}: manifest {ref} is named {named} but its "
+                                f"bytes are {actual}")
+        return response.content, actual
 
     def manifest_digest(self, ref: str, repo: str | None = None) -> str | None:
         """The digest a tag points at now (HEAD), or None."""
