@@ -73,15 +73,17 @@ def _build(runtime: str, flavor: str, out: str | None) -> Path:
     """`invoke image`'s build (cached steps make it a no-op): the layout's folder."""
     from rules.common.cache import default_cache
     from rules.image import build as images
+    from rules.image.config import flavors as flavors_of
     from rules.load import project
     from tasks import _user_path, system_deps
 
-    flavors = images.FLAVORS if flavor == "all" else (flavor,)
-    if any(f not in images.FLAVORS for f in flavors):
-        raise UserError(f"unknown flavor {flavor!r}; flavors: onbuild, base, all")
-    system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     line = proj.line(runtime)
+    known = flavors_of(proj, line)
+    flavors = known if flavor == "all" else (flavor,)
+    if any(f not in known for f in flavors):
+        raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
+    system_deps.ensure(system_deps.BUILD_PACKAGES)
     out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
     images.build(proj, runtime, flavors, out, default_cache())
     return out.resolve()

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from rules.common.cache import default_cache  # noqa: E402
 from rules.image import build as image  # noqa: E402
+from rules.image.config import flavors as flavors_of  # noqa: E402
 from rules.load import project  # noqa: E402
 from tests.registry import PASSWORD, USER, registry  # noqa: E402
 
@@ -85,7 +86,8 @@ def main():
     proj = project.load()
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
         layout = Path(tmp) / "layout"
-        image.build(proj, LINE, image.FLAVORS, layout, default_cache())
+        line = proj.line(LINE)
+        image.build(proj, LINE, flavors_of(proj, line), layout, default_cache())
         sizes = sizes_of(layout)
         total = sum(sizes.values())
         print(f"line {LINE}: {len(tags_of(layout))} tags, layout {len(sizes)} files, "

@@ -51,6 +51,7 @@ class Chosen:
     sha256: str
     url: str
     kind: str  # "wheel" or "sdist"
+    size: int = 0  # bytes of the file, as the index gives it (0: the index does not say)
 
 
 def choose(name: str, version: str, files: list[dict], hashes: list[str],
@@ -75,7 +76,7 @@ def choose(name: str, version: str, files: list[dict], hashes: list[str],
         raise UserError(f"{name}=={version}: no locked file fits CPython {tags[0].interpreter} "
                         f"on {tags[0].platform} (locked hashes: {len(allowed)})")
     return Chosen(name, version, pick["filename"], pick["sha256"], pick["url"],
-                  "wheel" if pick is best else "sdist")
+                  "wheel" if pick is best else "sdist", int(pick.get("size") or 0))
 
 
 def index_files(index_url: str, name: str, version: str) -> list[dict]:
@@ -91,7 +92,7 @@ def index_files(index_url: str, name: str, version: str) -> list[dict]:
     for f in data.get("files", []):
         if _file_version(f["filename"]) == version and "sha256" in f.get("hashes", {}):
             out.append({"filename": f["filename"], "url": f["url"],
-                        "sha256": f["hashes"]["sha256"]})
+                        "sha256": f["hashes"]["sha256"], "size": f.get("size", 0)})
     return out
 
 
@@ -100,7 +101,8 @@ def folder_files(folder: Path, name: str, version: str) -> list[dict]:
     for path in sorted(Path(folder).iterdir()):
         if _file_version(path.name) == version and _file_name(path.name) == canonicalize_name(name):
             out.append({"filename": path.name, "url": path.resolve().as_uri(),
-                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                        "size": path.stat().st_size})
     return out
 
 
@@ -124,7 +126,7 @@ def _file_version(filename: str) -> str | None:
     return None
 
 
-CHOICE_RECIPE = 1  # bump when the choosing rules change
+CHOICE_RECIPE = 2  # bump when the choosing rules change: 2 added each file's size
 
 
 def choice_action(lock_text: str, lock_name: str, choose_all=None) -> Action:

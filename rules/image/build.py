@@ -104,7 +104,8 @@ def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) ->
                       and not (remote is not None and remote.has(w.action))
                       for w in wheels.values())
     actions = [inputs.base_layer(with_tree=tree_needed)]
-    for title, names in layers.python_groups(project, line):
+    sizes = {name: w.size for name, w in wheels.items()}
+    for title, names in layers.python_groups(project, line, sizes):
         group = [wheels[n] for n in names]
         makers = tuple(w.action for w in group if w.action is not None)
         actions.append(Action(

@@ -45,6 +45,7 @@ class Wheel:
     sha256: str | None = None
     filename: str | None = None
     action: Action | None = None
+    size: int = 0  # bytes of the locked file (the sdist's, or the upstream wheel's), per index
 
     @property
     def input(self) -> str:
@@ -129,17 +130,19 @@ class Inputs:
         lock = self.project.locks[airflow]
         text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
         chosen = pypi_files.load_choices(self.cache, text, lock.lock, remote=self.remote)
-        out = {c.name: Wheel(c.name, c.sha256, c.filename) for c in chosen if c.kind == "wheel"}
+        out = {c.name: Wheel(c.name, c.sha256, c.filename, size=c.size)
+               for c in chosen if c.kind == "wheel"}
         sdists = [c for c in chosen if c.kind != "wheel"]
         if sdists:
             tools = sdist_build.tools_of(chosen)
             for c in sdists:
-                out[c.name] = Wheel(c.name, action=sdist_build.action(c, tools, self.root))
+                out[c.name] = Wheel(c.name, action=sdist_build.action(c, tools, self.root),
+                                    size=c.size)
         patchset = self.project.patches.get(airflow)
         if patchset and "apache-airflow" in out and out["apache-airflow"].sha256:
             upstream = out["apache-airflow"]
             out["apache-airflow"] = Wheel("apache-airflow", action=patched_wheel.action(
-                self.project, patchset, upstream.filename, upstream.sha256))
+                self.project, patchset, upstream.filename, upstream.sha256), size=upstream.size)
         return out
 
     def wheel_files(self, airflow: str) -> dict[str, tuple[Path, str, str]]:

@@ -27,9 +27,24 @@ from rules.oci import layer
 from rules.python import wheel_install
 
 
-def python_groups(project: Project, line: RuntimeLine) -> list[tuple[str, list[str]]]:
-    """Layers of the line's Python packages: dependencies grouped by the set of Airflow locks
-    that hold the very same files (most shared first), then Airflow, then the providers."""
+# Dependency layers: a locked file at least this big (as the index gives its size) is a layer
+# of its own; the rest go into BUCKETS layers by a hash of their name. Measured on 4.2 (255
+# distributions, 171 MB of wheels): 58 files of 200 kB or more hold 161 MB; the other 197 hold
+# 10.6 MB, so a bucket holds about 0.3 MB of wheels (a layer of at most about 0.8 MB, with its
+# .pyc files). One package bumped in a lock then rewrites its own layer, or its bucket, not a
+# shared layer of up to 100 MB; and 1 + 58 + 32 + 2 + the modules + config stays well below the
+# about 125 layers an image may have.
+OWN_LAYER_BYTES = 200_000
+BUCKETS = 32
+
+
+def python_groups(project: Project, line: RuntimeLine, sizes: dict[str, int] | None = None
+                  ) -> list[tuple[str, list[str]]]:
+    """Layers of the line's Python packages: each big dependency alone and the small ones in
+    hash buckets (``sizes``: name -> bytes of its locked file; without them every dependency
+    is small), ordered by the set of Airflow locks that hold the very same file (most shared
+    first: Docker keeps a layer for reuse only with all the layers below it), then Airflow, then
+    the providers."""
     airflow = line.airflow
     root = Path(project.root)
     entries = {a: {e.name: (e.version, tuple(sorted(e.hashes)))
@@ -39,19 +54,29 @@ def python_groups(project: Project, line: RuntimeLine) -> list[tuple[str, list[s
     pset = project.provider_sets[line.providers]
     in_layer = policy.provider_distributions(
         pset, mine, f"the Airflow {airflow} lock ({project.locks[airflow].lock})")
-    groups: dict[tuple[str, ...], list[str]] = {}
+    sizes = sizes or {}
+    alone: list[tuple[int, tuple[str, ...], str]] = []
+    buckets: dict[int, list[str]] = {}
     airflow_names, providers = [], []
     for name in sorted(mine):
         if name == "apache-airflow":
             airflow_names.append(name)
         elif name in in_layer:
             providers.append(name)
-        else:
+        elif sizes.get(name, 0) >= OWN_LAYER_BYTES:
             sharing = tuple(sorted(a for a, e in entries.items() if e.get(name) == mine[name]))
-            groups.setdefault(sharing, []).append(name)
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[0]), kv[0]))
-    plan = [(f"python deps (Airflow {'+'.join(sharing)})", names) for sharing, names in ordered]
+            alone.append((-len(sharing), sharing, name))
+        else:
+            buckets.setdefault(bucket(name), []).append(name)
+    plan = [(f"python {name}", [name]) for _, _, name in sorted(alone)]
+    plan += [(f"python deps (bucket {b:02d})", buckets[b]) for b in sorted(buckets)]
     return plan + [("apache-airflow", airflow_names), ("providers", providers)]
+
+
+def bucket(name: str) -> int:
+    """The small-dependency layer of a distribution: stable for its name, whatever else the
+    lock holds."""
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % BUCKETS
 
 
 def python_layer_job(items, cache: Path, root: Path, epoch: int) -> layer.Layer:

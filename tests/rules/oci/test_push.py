@@ -179,6 +179,14 @@ def test_invalid_to_from_the_cli(tmp_path):
     assert time.monotonic() - started < 30
 
 
+def test_an_unknown_flavor_names_the_line_s_flavors(tmp_path):
+    proc = run_push("--runtime", "4.2", "--flavor", "nosuch", "--to", "127.0.0.1:5000/runtime",
+                    "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "unknown flavor 'nosuch'; flavors: onbuild, base, all" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_valid_targets():
     assert parse_target("127.0.0.1:5000/runtime").host == "127.0.0.1:5000"
     assert parse_target("registry.example.com/team/runtime-images").repo == "team/runtime-images"
