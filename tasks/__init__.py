@@ -426,8 +426,11 @@ def pex(c, runtime="4.2", out=None):
             "logs": "also benchmark the task log handler, 100,000 lines (dockerd, image 4.2)",
             "push": "also benchmark invoke push against skopeo copy (local TLS registry)",
             "remote": "also benchmark the remote cache: publish from an empty cache without "
-                      "the bytes (local TLS registry)"})
-def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=True):
+                      "the bytes (local TLS registry)",
+            "layers": "also benchmark what a push sends after one small dependency is bumped "
+                      "(local TLS registry; the lock and fetch need PyPI)"})
+def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=True,
+          layers=True):
     """Print figures side by side: locking, our image build against docker build, and the task
     log handler against Airflow's file handler."""
     from tasks import dockerd
@@ -438,6 +441,8 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=Tru
         c.run("python tools/bench_push.py", pty=False)
     if remote:
         c.run("python tools/bench_remote.py", pty=False)
+    if layers:
+        c.run("python tools/bench_layers.py", pty=False)
     if image or logs:
         with dockerd.engine(default_cache()) as host:
             if image:
