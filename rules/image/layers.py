@@ -1,5 +1,5 @@
-"""The layer recipes of an image: the Python layers (dependencies grouped by the Airflow locks
-that share them, Airflow, the providers), one layer per Runtime module, and the config layer.
+"""The layer recipes of an image: the Python layers (each big dependency alone, the small ones
+in hash buckets, Airflow, the providers), one layer per Runtime module, and the config layer.
 
 What the build (rules.image.build) calls, per layer: a function of named inputs (input name ->
 digest or value: the action's key is made of exactly these, and `--explain` names the ones that
