@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from rules.image import policy
 from rules.load import project
@@ -20,7 +21,7 @@ AIRFLOW = PROJECT.airflow_version(RUNTIME.airflow)  # what the image's Airflow r
 IMAGE = PROJECT.image(RUNTIME)  # the line's image policy (runtime/BUILD)
 FLAVOR_TAGS = {f: policy.tag(IMAGE, RUNTIME.version, f) for f in policy.flavors(IMAGE)}
 FLOATING_TAGS = [t for f in FLAVOR_TAGS for t in policy.floating_tags(IMAGE, RUNTIME.version, f)]
-DAGS = REPO / "tests" / "dags"
+DAGS = Path(__file__).with_name("dags")
 # what every Airflow container of the tests gets: no example DAGs, quick DAG discovery
 QUIET_AIRFLOW = {"AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                  "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",

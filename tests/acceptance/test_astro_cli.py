@@ -82,7 +82,7 @@ from airflow.operators.python import PythonOperator
 {deferrable_import}
 import astro_cli_contract_helper  # plugins/ is on sys.path
 
-INCLUDE = Path(__file__).resolve().parents[2] / "include"
+INCLUDE = Path(__file__).resolve().parents[1] / "include"
 
 
 def read_project():

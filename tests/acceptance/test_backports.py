@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.containers import AIRFLOW, PROJECT, RUNTIME, docker_run, sh
-from tests.fixtures import REPO, upstream_airflow_wheel
+from tests.fixtures import upstream_airflow_wheel
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 PATCHES = PROJECT.patches.get(RUNTIME.airflow)
-CHECKS = REPO / "tests" / "backports"
+CHECKS = Path(__file__).with_name("backports")
 
 
 def check_script(patch: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.acceptance.containers import QUIET_AIRFLOW, REPO, container, docker_run, logs, running, \
+from tests.acceptance.containers import QUIET_AIRFLOW, container, docker_run, logs, running, \
     wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
@@ -39,7 +39,7 @@ def test_two_schedulers_survive_a_kill_9_without_running_a_task_twice(
                "AIRFLOW__CELERY__WORKER_LOG_SERVER_PORT": str(services.free_port())}
         init = docker_run(img, "airflow", "db", "init", network="host", env=env)
         assert init.returncode == 0, init.stderr[-3000:]
-        volumes = {str(REPO / "tests" / "dags_ha"): "/usr/local/airflow/dags:ro",
+        volumes = {str(Path(__file__).with_name("dags_ha")): "/usr/local/airflow/dags:ro",
                    str(ledger): "/ledger"}
         common = dict(network="host", env=env, volumes=volumes)
         with container(img, "celery", "worker", name="runtime-ha-worker", **common), \

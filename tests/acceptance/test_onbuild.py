@@ -25,7 +25,7 @@ import runtime_sample_helper
 from airflow import DAG
 from airflow.operators.python import PythonOperator
 
-INCLUDE = Path(__file__).resolve().parents[2] / "include"
+INCLUDE = Path(__file__).resolve().parents[1] / "include"
 
 
 def report():

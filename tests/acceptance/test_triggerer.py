@@ -10,6 +10,7 @@ import http.server
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -17,13 +18,12 @@ from packaging.version import Version
 from tests import services
 from tests.acceptance.containers import LINE, QUIET_AIRFLOW, RUNTIME, container, docker_run, logs, \
     running, wait_until
-from tests.fixtures import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
 HAS_TRIGGERER = Version(RUNTIME.airflow) >= Version("2.2")
 DAG_ID = "runtime_deferrable"
 TASKS = {"wait_time", "wait_http"}
-DAG_MOUNT = {str(REPO / "tests" / "dags_deferrable"): "/usr/local/airflow/dags:ro"}
+DAG_MOUNT = {str(Path(__file__).with_name("dags_deferrable")): "/usr/local/airflow/dags:ro"}
 WAIT_SECONDS = 60  # TimeDeltaSensorAsync's delta: long enough to kill and replace the triggerer
 
 
