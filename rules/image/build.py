@@ -62,11 +62,13 @@ class BuildResult:
 
 @dataclass
 class LineGraph:
-    """The actions of a line's image: ``layers`` in image order, made from ``inputs``."""
+    """The actions of a line's image: ``layers`` in image order, made from ``inputs``, and
+    each flavor's SBOMs (``sboms``: flavor -> its ``sbom`` action, rules.attest.sbom)."""
 
     line: RuntimeLine
     inputs: Inputs
     layers: list[Action]
+    sboms: dict[str, Action] = field(default_factory=dict)
 
     def all_actions(self) -> list[Action]:
         """Every action, deps before dependents."""
@@ -77,7 +79,7 @@ class LineGraph:
                 for dep in action.deps:
                     visit(dep)
                 seen[action.key] = action
-        for action in self.layers:
+        for action in [*self.layers, *self.sboms.values()]:
             visit(action)
         return list(seen.values())
 
@@ -127,7 +129,25 @@ def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) ->
         {"recipe": LAYER_RECIPE,
          **layers.config_inputs(project, line, lock_text, inputs.root.key)},
         _config_run(project, line, lock_text, inputs), deps=(inputs.base,)))
-    return LineGraph(line, inputs, actions)
+    return LineGraph(line, inputs, actions, _sbom_actions(project, line, actions[0], wheels,
+                                                          lock_text))
+
+
+def _sbom_actions(project: Project, line: RuntimeLine, base: Action, wheels,
+                  lock_text: str) -> dict[str, Action]:
+    """flavor -> the action making its SBOMs; the facts they are made from are one action."""
+    from rules.attest import sbom
+    from rules.fetch import pypi_files
+    from rules.image import policy
+    from rules.image.config import flavors as flavors_of
+
+    lock = project.locks[line.airflow].lock
+    facts = sbom.facts_action(project, line, base, wheels,
+                              pypi_files.choice_action(lock_text, lock), lock_text)
+    image = project.image(line)
+    return {f: sbom.sbom_action(facts, line, f, policy.reference(
+        image, policy.tag(image, line.version, f)), line.source_date_epoch)
+        for f in flavors_of(project, line)}
 
 
 def _size(cache: Path, wheel) -> int:
@@ -183,8 +203,11 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
     graph.inputs.save()
     result = BuildResult(line, Path(out) if out is not None else None, remote=remote,
                          layout=out is not None)
-    with report.progress(f"Runtime {line.version}: layers", total=len(graph.layers)) as advance:
-        outcomes = scheduler.run(graph.layers, cache, advance, remote=remote, prepare=prepare)
+    sboms = [graph.sboms[f] for f in flavors]
+    with report.progress(f"Runtime {line.version}: layers",
+                         total=len(graph.layers) + len(sboms)) as advance:
+        outcomes = scheduler.run([*graph.layers, *sboms], cache, advance, remote=remote,
+                                 prepare=prepare)
     records = {a.key: outcomes[a].record for a in graph.layers}
 
     def local(action: Action) -> Record:
