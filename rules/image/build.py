@@ -58,6 +58,7 @@ class BuildResult:
     remote: object = None  # the RemoteCache used, if any
     push: object = None  # rules.oci.push.PushResult of --push-to
     fetched: tuple[int, int] = (0, 0)  # locked inputs downloaded for actions that ran: n, bytes
+    attestations: list = field(default_factory=list)  # rules.attest.attach.Attested per image
 
 
 @dataclass
@@ -182,10 +183,12 @@ def _config_run(project: Project, line: RuntimeLine, lock_text: str, inputs: Inp
 
 
 def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path | None,
-          cache: Path, remote=None, push_to=None) -> BuildResult:
+          cache: Path, remote=None, push_to=None, signing_key=None) -> BuildResult:
     """Build a line's images into the layout ``out``. ``remote``: a RemoteCache to read (and
     write) action results. ``push_to``: a registry Client to publish the images to (then
-    ``out`` may be None: no layout, no layer bytes needed)."""
+    ``out`` may be None: no layout, no layer bytes needed). Every image gets its SBOMs and
+    provenance as OCI referrers (rules.attest), the provenance signed with ``signing_key``
+    (rules.attest.provenance.SigningKey) when there is one."""
     started = time.monotonic()
     line = project.line(line_name)
     if out is None and push_to is None:
@@ -240,8 +243,14 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
     history = [f"runtime: {s.name}" for s in result.steps]
     for flavor in flavors:
         result.images.append(image_of(project, line, flavor, made, history))
+    from rules.attest import attach
+
+    result.attestations = attach.attestations(
+        project, line, dict(zip(flavors, result.images)),
+        {f: outcomes[graph.sboms[f]].record for f in flavors}, cache, signing_key, remote)
+    referrers = [r for a in result.attestations for r in a.referrers]
     if out is not None:
-        oci.write_layout(result.images, out, cache)
+        oci.write_layout(result.images, out, cache, referrers)
     if push_to is not None:
         from rules.oci import push as pushing
 
@@ -250,7 +259,8 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
             remote.host == push_to.target.host else None
         result.push = pushing.push_images(
             result.images, push_to, cache,
-            lambda digest: layer_of(local(by_digest[digest])).blob(cache), mount_from)
+            lambda digest: layer_of(local(by_digest[digest])).blob(cache), mount_from,
+            referrers=referrers)
     result.fetched = tuple(graph.inputs.fetched)
     result.seconds = time.monotonic() - started
     return result
