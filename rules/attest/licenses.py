@@ -158,6 +158,14 @@ def debian_copyright(text: str) -> tuple[str, dict[str, str]]:
     return (checked, refs) if checked else (NOASSERTION, {})
 
 
+def common_licenses(text: str) -> list[str]:
+    """The files of /usr/share/common-licenses a free-form copyright file refers to: not an
+    assertion of the package's license (a file may name them for some of its parts only), kept
+    as a comment beside NOASSERTION."""
+    return sorted(set(re.findall(r"/usr/share/common-licenses/([A-Za-z0-9.+_-]+[A-Za-z0-9+])",
+                                 text)))
+
+
 def python_license(expression: str | None, license_text: str | None,
                    classifiers: list[str], name: str) -> tuple[str, dict[str, str]]:
     """(SPDX expression or NOASSERTION, {LicenseRef id: its text}) from core metadata."""

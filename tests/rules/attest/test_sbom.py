@@ -39,13 +39,17 @@ def layer(folder, entries) -> object:
 def facts(tmp_path):
     base = layer(tmp_path, {"usr/share/doc/liba1/copyright": DEP5.encode(),
                             "usr/share/doc/liba-dev": ("->", "liba1"),
-                            "./usr/share/doc/tool/copyright": b"free form text\n"})
+                            "./usr/share/doc/tool/copyright": b"free form; see "
+                            b"/usr/share/common-licenses/GPL-2.\n"})
     debs = [{"name": "liba1", "version": "1.0-1", "arch": "amd64", "sha256": "a" * 64,
              "url": "http://deb.example/liba1.deb", "depends": []},
             {"name": "liba-dev", "version": "1.0-1", "arch": "amd64", "sha256": "b" * 64,
              "url": "http://deb.example/liba-dev.deb", "depends": ["liba1"]},
             {"name": "tool", "version": "2:3.0", "arch": "all", "sha256": "c" * 64,
-             "url": "http://deb.example/tool.deb", "depends": ["liba1", "gone"]}]
+             "url": "http://deb.example/tool.deb", "depends": ["liba1", "gone"]},
+            {"name": "liba-tools", "version": "1.0-1", "arch": "amd64", "sha256": "f" * 64,
+             "url": "http://deb.example/liba-tools.deb", "depends": [], "source": "liba"}]
+    debs[0]["source"] = "liba"
     wheels, chosen = {}, []
     for name, version, requires in (("Apache-Airflow", "2.2.4+runtime.1",
                                      ["six>=1", "pywin32; sys_platform == 'win32'",
@@ -76,6 +80,10 @@ def test_facts(facts):
     assert debs["liba-dev"]["license"] == debs["liba1"]["license"]  # the doc folder link
     assert debs["liba1"]["license"].startswith("GPL-2.0-or-later AND")
     assert debs["tool"]["license"] == "NOASSERTION"
+    assert debs["tool"]["license_comment"] == ("copyright file not machine-readable; it "
+                                               "refers to /usr/share/common-licenses/ GPL-2")
+    assert debs["liba-tools"]["license"] == debs["liba1"]["license"]  # same source package
+    assert debs["liba-tools"]["copyright_file"] == "liba1"
     assert debs["tool"]["depends"] == ["gone", "liba1"]
     py = {p["canonical"]: p for p in facts["python"]}
     assert py["apache-airflow"]["depends"] == ["six"]  # markers and extras left out
