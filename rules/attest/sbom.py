@@ -249,7 +249,7 @@ def facts_action(project, line, base_layer: Action, wheels: dict, choice: Action
                                                    r"airflow/(?:pull|issues)/\d+",
                                                    t.decode("utf-8", "replace"))))}
                 for p, t in patch_texts]}
-        facts = {"recipe": FACTS_RECIPE, "line": line.name, "version": line.version,
+        facts = {"recipe": FACTS_RECIPE,  # (only what the inputs name: no line version)
                  "debian": debian_facts(packages, base),
                  "python": python_facts(chosen, files, patches),
                  "modules": sorted(modules, key=lambda m: m["name"])}

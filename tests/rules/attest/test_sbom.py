@@ -64,7 +64,7 @@ def facts(tmp_path):
     patches = {"version": "2.2.4+runtime.1", "patches": [
         {"path": "runtime/patches/2.2.4/0001-x.patch", "sha256": "e" * 64,
          "text": "--- a/x\n+++ b/x\n", "upstream": ["apache/airflow#1"]}]}
-    return {"recipe": 1, "line": "4.2", "version": "4.2.1",
+    return {"recipe": 1,
             "debian": sbom.debian_facts(debs, base),
             "python": sbom.python_facts(chosen, wheels, patches),
             "modules": [{"name": "runtime-ui", "version": "1.0.0", "module": "ui",
