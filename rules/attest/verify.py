@@ -135,6 +135,10 @@ class Broken(Exception):
     """What a check found wrong (its message names it)."""
 
 
+class Skipped(str):
+    """A check's detail when it was not made (allowed by an option): verdict SKIP."""
+
+
 # --- the image's own contents ------------------------------------------------------------
 
 def image_contents(layout: Layout, manifest: dict) -> tuple[set, set]:
@@ -225,7 +229,7 @@ def _difference(what: str, listed: set, found: set) -> str:
 
 # --- the checks ----------------------------------------------------------------------------
 
-def check_image(layout: Layout, digest: str, name: str, keys, allow_unsigned: bool
+def check_image(layout: Layout, digest: str, keys, allow_unsigned: bool
                 ) -> tuple[list[Check], dict | None, dict]:
     """Checks 1-5 of one image: (checks, the statement if readable, the SBOM digests)."""
     checks: list[Check] = []
@@ -234,7 +238,7 @@ def check_image(layout: Layout, digest: str, name: str, keys, allow_unsigned: bo
     def run(title: str, fn) -> object:
         try:
             detail = fn()
-            checks.append(Check(title, True, detail))
+            checks.append(Check(title, None if isinstance(detail, Skipped) else True, detail))
             return True
         except Broken as e:
             checks.append(Check(title, False, str(e)))
@@ -274,13 +278,13 @@ def check_image(layout: Layout, digest: str, name: str, keys, allow_unsigned: bo
             statement = json.loads(data)
             if not allow_unsigned:
                 raise Broken("the provenance is unsigned (built without --signing-key)")
-            return "the provenance is unsigned (allowed by --allow-unsigned)"
+            return Skipped("the provenance is unsigned (allowed by --allow-unsigned)")
         if keys is None:
             statement = provenance.open_envelope(data, None)
             if not allow_unsigned:
                 raise Broken("no --public-key given: the signature cannot be checked "
                              f"(signed by keyid {', '.join(provenance.keyid_of(data))})")
-            return "not checked (no --public-key)"
+            return Skipped("not checked: no --public-key (allowed by --allow-unsigned)")
         statement = provenance.open_envelope(data, keys)
         return f"DSSE signature by keyid {keys[0].keyid[:16]} verifies ({keys[0].scheme})"
     if attached and "provenance" in found:
@@ -370,6 +374,7 @@ def rebuild(repo: str, statement: dict, cache: Path, invoke: list[str]) -> tuple
         out = scratch / "out"
         env = dict(os.environ, RUNTIME_CACHE=str(fresh), RUNTIME_CALLER_DIR=str(src))
         env.pop("RUNTIME_SIGNING_KEY", None)
+        env.pop("PYTHONPATH", None)  # the clone's own rules/, not this checkout's
         proc = subprocess.run([*invoke, "image", "--runtime", line, "--out", str(out),
                                "--remote-cache", "off"], cwd=src, env=env,
                               capture_output=True, text=True)
@@ -406,7 +411,7 @@ def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, 
         raise UserError(f"{layout.path}: the index names no image")
     for digest, tags in images:
         name = f"{tags[0] if tags else '(untagged)'} {digest[:19]}"
-        checks, statement, sboms = check_image(layout, digest, name, keys, allow_unsigned)
+        checks, statement, sboms = check_image(layout, digest, keys, allow_unsigned)
         if repo is None:
             checks.append(Check("rebuild", None, "skipped (--no-rebuild)"))
         elif statement is None or any(c.ok is False for c in checks

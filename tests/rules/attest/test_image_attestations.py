@@ -93,6 +93,18 @@ def test_sboms_validate_and_provenance_is_signed(built, keys):
             assert statement["subject"][0]["digest"]["sha256"] == digest[7:]
 
 
+def test_the_graph_lists_the_sbom_actions_cached(built):
+    proc = run_invoke(REPO, "graph", "--runtime", LINE, "--inputs", env={"COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("│") for line in proc.stdout.splitlines() if line.startswith("│")]
+    sboms = {(r[1].strip(), r[2].strip(), r[5].strip()) for r in rows
+             if r[1].strip().startswith("sbom")}
+    assert sboms == {("sbom facts", LINE, "yes"), ("sbom", f"{LINE} onbuild", "yes"),
+                     ("sbom", f"{LINE} base", "yes")}
+    assert "    wheel apache-airflow = action " in proc.stdout  # the patched wheel's key
+    assert "    layer: debian base = " in proc.stdout
+
+
 def test_two_builds_give_the_same_bytes(built, keys, tmp_path):
     """The second build's cache shares only fetched inputs: the SBOM facts, SBOMs, layers and
     provenance are all made again."""
@@ -110,6 +122,19 @@ def test_verify_passes(built, keys):
     proc = verify(str(built), "--public-key", str(keys[1]), "--no-rebuild")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASS") == 2 * 5 and "SKIP" in proc.stdout
+
+
+def test_unsigned_provenance_is_said_and_fails_verify_unless_allowed(tmp_path):
+    out = tmp_path / "layout"
+    env = {provenance.KEY_ENV: ""}
+    proc = run_invoke(REPO, "image", "--runtime", LINE, "--flavor", "base", "--out", str(out),
+                      env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "UNSIGNED (no --signing-key or $RUNTIME_SIGNING_KEY)" in proc.stdout
+    assert "the provenance is unsigned" in failures(verify(str(out), "--no-rebuild"))
+    proc = verify(str(out), "--no-rebuild", "--allow-unsigned")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("SKIP") == 2  # the signature and the rebuild
 
 
 def copy_layout(src: Path, dst: Path) -> Path:
