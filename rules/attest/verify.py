@@ -77,6 +77,8 @@ class Layout:
             self.index = json.loads((self.path / "index.json").read_bytes())
         except (OSError, ValueError) as e:
             raise UserError(f"{path}: not an OCI image layout ({e})") from None
+        self.checked: set[str] = set()  # blobs already hashed (the flavors share layers)
+        self.contents: dict[tuple, tuple[set, set]] = {}  # layers -> what they hold
 
     def blob_path(self, digest: str) -> Path:
         algorithm, _, hexdigest = digest.partition(":")
@@ -94,6 +96,8 @@ class Layout:
         return data
 
     def check_file(self, digest: str, size: int, what: str) -> None:
+        if digest in self.checked:
+            return
         path = self.blob_path(digest)
         if not path.is_file():
             raise Broken(f"{what} {digest[:19]} is missing")
@@ -103,6 +107,7 @@ class Layout:
                 h.update(chunk)
         if "sha256:" + h.hexdigest() != digest or path.stat().st_size != size:
             raise Broken(f"{what} {digest[:19]} has other bytes than its digest names")
+        self.checked.add(digest)
 
     def images(self) -> list[tuple[str, list[str]]]:
         """(manifest digest, tags) of the images (not the attached artifacts)."""
@@ -144,7 +149,14 @@ class Skipped(str):
 def image_contents(layout: Layout, manifest: dict) -> tuple[set, set]:
     """({(deb name, version, arch)}, {(canonical python name, version)}) from the layers: the
     dpkg status file (last layer that has it) and the METADATA of every dist-info under the
-    image's site-packages (whiteouts applied)."""
+    image's site-packages (whiteouts applied). Read once per set of layers."""
+    key = tuple(layer["digest"] for layer in manifest["layers"])
+    if key not in layout.contents:
+        layout.contents[key] = _contents(layout, manifest)
+    return layout.contents[key]
+
+
+def _contents(layout: Layout, manifest: dict) -> tuple[set, set]:
     status = None
     metadata: dict[str, bytes] = {}
     for layer in manifest["layers"]:
@@ -167,7 +179,8 @@ def image_contents(layout: Layout, manifest: dict) -> tuple[set, set]:
     if status:
         from debian import deb822
 
-        for para in deb822.Packages.iter_paragraphs(status.decode("utf-8", "replace")):
+        for para in deb822.Packages.iter_paragraphs(status.decode("utf-8", "replace"),
+                                                    use_apt_pkg=False):
             if para.get("Status", "").endswith(" installed"):
                 debs.add((para["Package"], para["Version"], para.get("Architecture", "")))
     dists = set()
