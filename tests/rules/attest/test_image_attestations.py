@@ -244,12 +244,13 @@ def test_provenance_naming_another_commit_fails_the_rebuild(built, keys, tmp_pat
     subject = onbuild(built)
     statement = provenance.open_envelope(attached(built)[(subject, "provenance")], None)
     git = ["git", "-C", str(REPO)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD~1"], capture_output=True, text=True,
+    source = statement["predicate"]["buildDefinition"]["externalParameters"]["source"]
+    parent = f"{source['commit']}~1"  # (an image of it differs at least by its revision)
+    commit = subprocess.run([*git, "rev-parse", parent], capture_output=True, text=True,
                             check=True).stdout.strip()
-    tree = subprocess.run([*git, "rev-parse", "HEAD~1^{tree}"], capture_output=True,
+    tree = subprocess.run([*git, "rev-parse", parent + "^{tree}"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    statement["predicate"]["buildDefinition"]["externalParameters"]["source"] = {
-        "commit": commit, "tree": tree}
+    source.update(commit=commit, tree=tree)
     key = provenance.load_signing_key(str(keys[0]))
     bad = copy_layout(built, tmp_path / "other-commit")
     swap_document(bad, subject, "provenance", provenance.sign(statement, key))
