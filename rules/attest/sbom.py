@@ -155,18 +155,30 @@ def debian_facts(packages: list[dict], layer_blob: Path) -> list[dict]:
     return out
 
 
-def wheel_metadata(blob: Path) -> dict:
-    """Name, Version, License, License-Expression, classifiers, Requires-Dist and Summary of a
-    wheel's METADATA."""
-    with zipfile.ZipFile(blob) as zf:
-        name = next(n for n in zf.namelist()
-                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
-        raw, _ = parse_email(zf.read(name))
+def _metadata(raw: dict) -> dict:
     return {"name": raw.get("name", ""), "version": raw.get("version", ""),
             "license": raw.get("license") or "", "license_expression":
             raw.get("license_expression") or "", "classifiers": list(raw.get("classifiers", [])),
             "requires_dist": list(raw.get("requires_dist", [])),
             "summary": raw.get("summary") or ""}
+
+
+def wheel_metadata(blob: Path) -> dict:
+    """Name, Version, License, License-Expression, classifiers, Requires-Dist and Summary of a
+    wheel's METADATA; ``vendored``: the same of each distribution the wheel carries inside
+    its packages (a dist-info deeper than the top: `py` vendors apipkg and iniconfig), with
+    its path."""
+    with zipfile.ZipFile(blob) as zf:
+        names = zf.namelist()
+        top = next(n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+        raw, _ = parse_email(zf.read(top))
+        meta = _metadata(raw)
+        meta["vendored"] = []
+        for n in sorted(names):
+            if n.count("/") > 1 and n.endswith(".dist-info/METADATA"):
+                inner, _ = parse_email(zf.read(n))
+                meta["vendored"].append({**_metadata(inner), "path": n.rsplit("/", 1)[0]})
+    return meta
 
 
 def requirements(requires_dist: list[str], names: set[str]) -> list[str]:
@@ -205,6 +217,13 @@ def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
                 "license": expression, "license_refs": refs, "summary": meta["summary"],
                 "depends": requirements(meta["requires_dist"], names - {
                     str(canonicalize_name(c.name))})}
+        fact["vendored"] = []
+        for v in meta["vendored"]:
+            v_expression, v_refs = licenses.python_license(
+                v["license_expression"], v["license"], v["classifiers"], v["name"])
+            fact["vendored"].append({"name": v["name"], "version": v["version"],
+                                     "path": v["path"], "license": v_expression,
+                                     "license_refs": v_refs})
         if c.name == "apache-airflow" and patches:
             fact["patched"] = {"upstream_version": c.version, "upstream_filename": c.filename,
                                "upstream_sha256": c.sha256, "patches": patches["patches"]}
@@ -322,7 +341,11 @@ def packages(facts: dict) -> list[dict]:
                     "license_refs": p["license_refs"], "kind": "pypi",
                     "filename": p["filename"], "summary": p["summary"],
                     "patched": p.get("patched"), "installed_wheel": p["installed_wheel"],
-                    "depends": [f"pypi-{_id(n)}" for n in p["depends"]]})
+                    "depends": [f"pypi-{_id(n)}" for n in p["depends"]],
+                    "vendored": [{**v, "id": f"pypi-{_id(p['canonical'])}-vendored-"
+                                            f"{_id(str(canonicalize_name(v['name'])))}",
+                                  "purl": pypi_purl(v["name"], v["version"])}
+                                 for v in p.get("vendored", [])]})
     for m in facts["modules"]:
         out.append({"id": f"module-{_id(m['name'])}", "name": m["name"],
                     "version": m["version"], "purl": None, "sha256": None, "url": None,
@@ -385,6 +408,17 @@ def spdx_json(facts: dict, image: dict) -> bytes:
         relationships.append(Relationship("SPDXRef-image", RelationshipType.CONTAINS, sid))
         for dep in p["depends"]:
             relationships.append(Relationship(sid, RelationshipType.DEPENDS_ON, f"SPDXRef-{dep}"))
+        for v in p.get("vendored", []):
+            vid = f"SPDXRef-{v['id']}"
+            pkgs.append(Package(
+                vid, v["name"], SpdxNoAssertion(), version=v["version"], files_analyzed=False,
+                license_concluded=SpdxNoAssertion(), license_declared=license_of(v["license"]),
+                copyright_text=SpdxNoAssertion(),
+                external_references=[ExternalPackageRef(
+                    ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", v["purl"])],
+                comment=f"vendored inside {p['name']} ({v['path']})"))
+            extracted.update(v["license_refs"])
+            relationships.append(Relationship(sid, RelationshipType.CONTAINS, vid))
         patched = p.get("patched")
         if patched:
             up = f"SPDXRef-{p['id']}-upstream"
@@ -476,7 +510,13 @@ def cyclonedx_json(facts: dict, image: dict) -> bytes:
             purl=PackageURL.from_string(p["purl"]) if p["purl"] else None,
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=p["sha256"])]
             if p["sha256"] else [], licenses=licenses_of(p), properties=props,
-            description=p.get("summary") or None, pedigree=pedigree)
+            description=p.get("summary") or None, pedigree=pedigree,
+            components=[Component(
+                name=v["name"], version=v["version"], bom_ref=v["id"],
+                purl=PackageURL.from_string(v["purl"]),
+                licenses=licenses_of(v) if v["license"] != licenses.NOASSERTION else [],
+                properties=[Property(name="runtime:vendored-path", value=v["path"])])
+                for v in p.get("vendored", [])])
     bom = Bom(serial_number=uuid.UUID(hex=identity[:32], version=5),
               metadata=BomMetaData(component=root,
                                    timestamp=datetime.fromtimestamp(image["epoch"],

@@ -71,5 +71,9 @@ def test_syft_finds_no_package_the_sbom_lacks(flavor, tmp_path):
               else a["name"], a["version"]) for a in json.loads(proc.stdout)["artifacts"]
              if a["type"] in ("deb", "python")}
     debs, dists = verify.spdx_contents(_sbom(name, "application/spdx+json"))
-    listed = {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in dists}
+    pypi = {(str(canonicalize_name(p["name"])), p.get("versionInfo"))
+            for p in json.loads(_sbom(name, "application/spdx+json"))["packages"]
+            if any(r["referenceLocator"].startswith("pkg:pypi/")
+                   for r in p.get("externalRefs", []))}  # (vendored ones included)
+    listed = {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
     assert found - listed == set()

@@ -55,7 +55,10 @@ def facts(tmp_path):
                                      ["six>=1", "pywin32; sys_platform == 'win32'",
                                       "extra-only; extra == 'x'"]),
                                     ("six", "1.16.0", [])):
-        wheel = make_wheel(tmp_path / "wheels", name, version, requires)
+        vendored = {"six/_vendor/foo-1.0.dist-info/METADATA":
+                    "Metadata-Version: 2.1\nName: foo\nVersion: 1.0\nLicense: MIT\n"}
+        wheel = make_wheel(tmp_path / "wheels", name, version, requires,
+                           code=vendored if name == "six" else None)
         sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
         wheels[name.lower()] = (wheel, wheel.name, sha)
         upstream = version.split("+")[0]
@@ -119,6 +122,10 @@ def test_spdx_validates_and_says_what_the_image_holds(facts, tmp_path):
     assert ("SPDXRef-image", "CONTAINS", "SPDXRef-pypi-apache-airflow-upstream") not in rel
     airflow = packages["SPDXRef-pypi-apache-airflow"]
     assert any("0001-x.patch" in a["comment"] for a in airflow["annotations"])
+    # a distribution vendored inside another: contained by it, not by the image
+    assert ("SPDXRef-pypi-six", "CONTAINS", "SPDXRef-pypi-six-vendored-foo") in rel
+    assert ("SPDXRef-image", "CONTAINS", "SPDXRef-pypi-six-vendored-foo") not in rel
+    assert packages["SPDXRef-pypi-six-vendored-foo"]["licenseDeclared"] == "MIT"
     assert packages["SPDXRef-pypi-apache-airflow"]["externalRefs"][0]["referenceLocator"] == \
         "pkg:pypi/apache-airflow@2.2.4%2Bruntime.1"
 
@@ -138,5 +145,8 @@ def test_cyclonedx_validates_with_pedigree(facts):
     airflow = next(c for c in bom["components"] if c["name"] == "Apache-Airflow")
     assert airflow["pedigree"]["ancestors"][0]["version"] == "2.2.4"
     assert airflow["pedigree"]["patches"][0]["type"] == "backport"
+    six = next(c for c in bom["components"] if c["name"] == "six")
+    assert [(c["name"], c["purl"]) for c in six["components"]] == [("foo",
+                                                                   "pkg:pypi/foo@1.0")]
     deps = {d["ref"]: d.get("dependsOn", []) for d in bom["dependencies"]}
     assert deps["pypi-apache-airflow"] == ["pypi-six"]
