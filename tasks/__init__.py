@@ -286,11 +286,13 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
             "username": "registry user for --remote-cache and --push-to (else the Docker "
                         "config's credentials for each host)",
             "password_stdin": "read the password from standard input (with --username)",
-            "ca_cert": "PEM file of the CA that signed the registries' certificates"})
+            "ca_cert": "PEM file of the CA that signed the registries' certificates",
+            "signing_key": "PEM private key to sign each image's provenance with (else "
+                           "$RUNTIME_SIGNING_KEY: a path or the PEM; neither: unsigned)"})
 @user_errors
 def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
           remote_cache=None, remote_cache_read_only=False, push_to=None, username=None,
-          password_stdin=False, ca_cert=None):
+          password_stdin=False, ca_cert=None, signing_key=None):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers; with a
     remote cache and --push-to, publish them without downloading their layers."""
     from rules.image import build as images
@@ -305,6 +307,9 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
         raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
     options = _registry_options(username, password_stdin, ca_cert)
     url, read_only = _remote_cache_choice(proj, remote_cache, remote_cache_read_only)
+    from rules.attest import provenance
+
+    key = provenance.load_signing_key(str(_user_path(signing_key)) if signing_key else None)
     target = None
     if push_to:
         from rules.oci.registry import Client, parse_target
@@ -320,8 +325,13 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
         from rules.graph import remote as remotes
 
         remote = remotes.open_cache(url, read_only, **options)
-    result = images.build(proj, runtime, flavors, out, default_cache(), remote, target)
+    result = images.build(proj, runtime, flavors, out, default_cache(), remote, target,
+                          signing_key=key)
     report.image_summary(result)
+    from rules.attest import attach
+
+    for text in attach.summary(result.attestations):
+        print(f"attached: {text}")
     if remote is not None:
         print(remote.summary())
     if url:
@@ -452,5 +462,6 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=Tru
 
 
 from tasks.push import push as _push  # noqa: E402
+from tasks.verify import signing_key as _signing_key, verify as _verify  # noqa: E402
 ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
-                graph, pex, bench, _push)
+                graph, pex, bench, _push, _verify, _signing_key)

@@ -25,10 +25,12 @@ from rules.common.errors import UserError
     "password_stdin": "read the password from standard input (with --username)",
     "ca_cert": "PEM file of the CA that signed the registry's certificate (else the "
                "system store)",
+    "signing_key": "PEM private key to sign the provenance with when building (else "
+                   "$RUNTIME_SIGNING_KEY; neither: unsigned)",
 })
 @user_errors
 def push(c, to=None, runtime="4.2", flavor="all", from_=None, out=None, username=None,
-         password_stdin=False, ca_cert=None):
+         password_stdin=False, ca_cert=None, signing_key=None):
     """Push a Runtime line's images to an OCI registry: blobs first, then manifests by digest,
     then the tags (a tag never points at a half-pushed image)."""
     from rules.common import report
@@ -58,18 +60,24 @@ def push(c, to=None, runtime="4.2", flavor="all", from_=None, out=None, username
         layout = _user_path(from_).resolve()
         pushing.read_layout(layout)  # a clear error before connecting
     else:
-        layout = _build(runtime, flavor, out)
+        from rules.attest import provenance
+
+        key = provenance.load_signing_key(str(_user_path(signing_key)) if signing_key
+                                          else None)
+        layout = _build(runtime, flavor, out, key)
     client = Client(target, ca_cert, username, password)
     result = pushing.push(layout, client)
     report.table(f"pushed to {target}", ("tag", "digest"),
                  [(tag, digest) for tag, digest in result.tags.items()])
-    print(f"{len(result.images)} image(s), {result.blobs_total} blobs: "
+    images = [i for i in result.images if not i.subject]
+    print(f"{len(images)} image(s) and {len(result.images) - len(images)} attached "
+          f"artifact(s), {result.blobs_total} blobs: "
           f"{result.blobs_uploaded} uploaded ({result.bytes_uploaded} bytes), "
           f"{result.blobs_total - result.blobs_uploaded - result.blobs_mounted} already there; "
           f"{result.seconds:.1f}s")
 
 
-def _build(runtime: str, flavor: str, out: str | None) -> Path:
+def _build(runtime: str, flavor: str, out: str | None, signing_key=None) -> Path:
     """`invoke image`'s build (cached steps make it a no-op): the layout's folder."""
     from rules.common.cache import default_cache
     from rules.image import build as images
@@ -85,5 +93,5 @@ def _build(runtime: str, flavor: str, out: str | None) -> Path:
         raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
-    images.build(proj, runtime, flavors, out, default_cache())
+    images.build(proj, runtime, flavors, out, default_cache(), signing_key=signing_key)
     return out.resolve()

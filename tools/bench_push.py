@@ -39,7 +39,8 @@ ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
 def tags_of(layout: Path) -> list[str]:
     index = json.loads((layout / "index.json").read_bytes())
-    return [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+    return [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]
+            if "artifactType" not in m]
 
 
 def sizes_of(layout: Path) -> dict[str, int]:

@@ -77,7 +77,7 @@ def blob_size(reg, digest: str) -> int:
 def digests(layout: Path) -> dict[str, str]:
     index = json.loads((layout / "index.json").read_bytes())
     return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]}
+            for m in index["manifests"] if "artifactType" not in m}
 
 
 def pushed(output: str) -> dict[str, str]:

@@ -58,15 +58,18 @@ class BuildResult:
     remote: object = None  # the RemoteCache used, if any
     push: object = None  # rules.oci.push.PushResult of --push-to
     fetched: tuple[int, int] = (0, 0)  # locked inputs downloaded for actions that ran: n, bytes
+    attestations: list = field(default_factory=list)  # rules.attest.attach.Attested per image
 
 
 @dataclass
 class LineGraph:
-    """The actions of a line's image: ``layers`` in image order, made from ``inputs``."""
+    """The actions of a line's image: ``layers`` in image order, made from ``inputs``, and
+    each flavor's SBOMs (``sboms``: flavor -> its ``sbom`` action, rules.attest.sbom)."""
 
     line: RuntimeLine
     inputs: Inputs
     layers: list[Action]
+    sboms: dict[str, Action] = field(default_factory=dict)
 
     def all_actions(self) -> list[Action]:
         """Every action, deps before dependents."""
@@ -77,7 +80,7 @@ class LineGraph:
                 for dep in action.deps:
                     visit(dep)
                 seen[action.key] = action
-        for action in self.layers:
+        for action in [*self.layers, *self.sboms.values()]:
             visit(action)
         return list(seen.values())
 
@@ -127,7 +130,25 @@ def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) ->
         {"recipe": LAYER_RECIPE,
          **layers.config_inputs(project, line, lock_text, inputs.root.key)},
         _config_run(project, line, lock_text, inputs), deps=(inputs.base,)))
-    return LineGraph(line, inputs, actions)
+    return LineGraph(line, inputs, actions, _sbom_actions(project, line, actions[0], wheels,
+                                                          lock_text))
+
+
+def _sbom_actions(project: Project, line: RuntimeLine, base: Action, wheels,
+                  lock_text: str) -> dict[str, Action]:
+    """flavor -> the action making its SBOMs; the facts they are made from are one action."""
+    from rules.attest import sbom
+    from rules.fetch import pypi_files
+    from rules.image import policy
+    from rules.image.config import flavors as flavors_of
+
+    lock = project.locks[line.airflow].lock
+    facts = sbom.facts_action(project, line, base, wheels,
+                              pypi_files.choice_action(lock_text, lock), lock_text)
+    image = project.image(line)
+    return {f: sbom.sbom_action(facts, line, f, policy.reference(
+        image, policy.tag(image, line.version, f)), line.source_date_epoch)
+        for f in flavors_of(project, line)}
 
 
 def _size(cache: Path, wheel) -> int:
@@ -162,10 +183,12 @@ def _config_run(project: Project, line: RuntimeLine, lock_text: str, inputs: Inp
 
 
 def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path | None,
-          cache: Path, remote=None, push_to=None) -> BuildResult:
+          cache: Path, remote=None, push_to=None, signing_key=None) -> BuildResult:
     """Build a line's images into the layout ``out``. ``remote``: a RemoteCache to read (and
     write) action results. ``push_to``: a registry Client to publish the images to (then
-    ``out`` may be None: no layout, no layer bytes needed)."""
+    ``out`` may be None: no layout, no layer bytes needed). Every image gets its SBOMs and
+    provenance as OCI referrers (rules.attest), the provenance signed with ``signing_key``
+    (rules.attest.provenance.SigningKey) when there is one."""
     started = time.monotonic()
     line = project.line(line_name)
     if out is None and push_to is None:
@@ -183,8 +206,11 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
     graph.inputs.save()
     result = BuildResult(line, Path(out) if out is not None else None, remote=remote,
                          layout=out is not None)
-    with report.progress(f"Runtime {line.version}: layers", total=len(graph.layers)) as advance:
-        outcomes = scheduler.run(graph.layers, cache, advance, remote=remote, prepare=prepare)
+    sboms = [graph.sboms[f] for f in flavors]
+    with report.progress(f"Runtime {line.version}: layers",
+                         total=len(graph.layers) + len(sboms)) as advance:
+        outcomes = scheduler.run([*graph.layers, *sboms], cache, advance, remote=remote,
+                                 prepare=prepare)
     records = {a.key: outcomes[a].record for a in graph.layers}
 
     def local(action: Action) -> Record:
@@ -217,8 +243,14 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
     history = [f"runtime: {s.name}" for s in result.steps]
     for flavor in flavors:
         result.images.append(image_of(project, line, flavor, made, history))
+    from rules.attest import attach
+
+    result.attestations = attach.attestations(
+        project, line, dict(zip(flavors, result.images)),
+        {f: outcomes[graph.sboms[f]].record for f in flavors}, cache, signing_key, remote)
+    referrers = [r for a in result.attestations for r in a.referrers]
     if out is not None:
-        oci.write_layout(result.images, out, cache)
+        oci.write_layout(result.images, out, cache, referrers)
     if push_to is not None:
         from rules.oci import push as pushing
 
@@ -227,7 +259,8 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
             remote.host == push_to.target.host else None
         result.push = pushing.push_images(
             result.images, push_to, cache,
-            lambda digest: layer_of(local(by_digest[digest])).blob(cache), mount_from)
+            lambda digest: layer_of(local(by_digest[digest])).blob(cache), mount_from,
+            referrers=referrers)
     result.fetched = tuple(graph.inputs.fetched)
     result.seconds = time.monotonic() - started
     return result

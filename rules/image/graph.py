@@ -24,7 +24,7 @@ class Row:
 
 def describe(project: Project, line_name: str, cache: Path) -> list[Row]:
     graph = line_graph(project, project.line(line_name), Path(cache))
-    hits, to_run = scheduler.plan(graph.layers, cache)
+    hits, to_run = scheduler.plan([*graph.layers, *graph.sboms.values()], cache)
     runs = {a.key for a in to_run}
     rows = []
     for action in graph.all_actions():

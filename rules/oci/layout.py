@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rules.common import atomic, output
+from rules.fetch.download import cas_path
 from rules.oci.layer import Layer
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -84,7 +85,11 @@ def check_out(out: Path) -> Path:
     return output.check_folder(out, output.is_image_layout, LAYOUT)
 
 
-def write_layout(images: list[Image], out: Path, cache: Path) -> None:
+def write_layout(images: list[Image], out: Path, cache: Path, referrers=()) -> None:
+    """``referrers``: artifact manifests attached to the images (rules.oci.referrers):
+    their blobs come from the content-addressed store, and index.json lists them (with their
+    artifactType, without a tag); manifest.json, which `docker load` reads, lists only the
+    images."""
     out = check_out(out)
     work = output.work_folder(out)
     try:
@@ -96,12 +101,19 @@ def write_layout(images: list[Image], out: Path, cache: Path) -> None:
                                     blobs / layer.digest.removeprefix("sha256:"))
             for data in (image.config_blob(), image.manifest_blob()):
                 (blobs / _digest(data).removeprefix("sha256:")).write_bytes(data)
+        for ref in referrers:
+            for blob in ref.blobs:
+                target = blobs / blob["digest"].removeprefix("sha256:")
+                if not target.exists():
+                    atomic.link_or_copy(cas_path(cache, blob["digest"][7:]), target)
+            (blobs / ref.digest.removeprefix("sha256:")).write_bytes(ref.manifest)
         (work / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
         index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [
             {"mediaType": MANIFEST, "digest": image.digest, "size": len(image.manifest_blob()),
              "annotations": {"org.opencontainers.image.ref.name": tag,
                              "io.containerd.image.name": f"{image.repo}:{tag}"}}
-            for image in images for tag in image.tags]}
+            for image in images for tag in image.tags]
+            + [ref.descriptor() for ref in referrers]}
         (work / "index.json").write_bytes(canonical(index))
         docker = [{"Config": "blobs/sha256/" + _digest(image.config_blob())[7:],
                    "RepoTags": [f"{image.repo}:{tag}" for tag in image.tags],

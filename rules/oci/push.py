@@ -15,6 +15,15 @@ Two pushes of the same layout at once both succeed with the same digest: blob up
 same digest are independent sessions the registry stores once, and manifest PUTs are
 idempotent.
 
+Artifacts attached to an image (its SBOMs and provenance: manifests whose ``subject`` is the
+image, rules.oci.referrers) go with it: their blobs in step 1, their manifests in step 2,
+then, before any tag moves, the image's referrers are made findable. A registry with the OCI 1.1
+referrers API (`GET /v2/<repo>/referrers/<digest>` answers) indexes them itself; for one
+without (docker-registry 2.8 answers 404) the tag schema fallback of the distribution spec 1.1
+is used: the tag ``sha256-<hex of the image digest>`` is given an image index of the referrers'
+descriptors, merged with the one already there. A tag therefore never names an image whose
+attestations are not yet findable.
+
 ``push_images`` publishes images straight from a build (`invoke image --push-to`), in the same
 order, without a layout: a layer that is not in the local store is mounted from the remote
 cache's repository when it is on the same registry (no byte is downloaded or sent), else its
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.common.errors import UserError
+from rules.oci.layout import INDEX
 from rules.oci.registry import Client, RegistryError, TAG, Target
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -43,6 +53,8 @@ class LayoutImage:
     manifest: bytes
     tags: list[str]
     blobs: list[dict]  # config then layers: {"digest", "size"}
+    subject: str | None = None  # an artifact attached to this image manifest (a referrer)
+    artifact_type: str | None = None
 
 
 @dataclass
@@ -74,7 +86,9 @@ def read_layout(layout: Path) -> list[LayoutImage]:
             blobs = [manifest["config"], *manifest.get("layers", [])]
             images[digest] = LayoutImage(digest, entry["mediaType"], data, [],
                                          [{"digest": b["digest"], "size": b["size"]}
-                                          for b in blobs])
+                                          for b in blobs],
+                                         (manifest.get("subject") or {}).get("digest"),
+                                         manifest.get("artifactType"))
         if tag:
             if not TAG.match(tag):
                 raise UserError(f"{layout}: {tag!r} is not a valid tag")
@@ -105,7 +119,7 @@ def push(layout: Path, client: Client, progress=print) -> PushResult:
 
 
 def push_images(images, client: Client, cache: Path, layer_path, mount_from: str | None = None,
-                progress=print) -> PushResult:
+                progress=print, referrers=()) -> PushResult:
     """Push built images (rules.oci.layout.Image) with their tags, without a layout: configs
     from memory; a layer from the local store if it is there, else mounted from repository
     ``mount_from`` of the same registry, else from ``layer_path(digest)`` (which fetches it)."""
@@ -121,6 +135,9 @@ def push_images(images, client: Client, cache: Path, layer_path, mount_from: str
         blobs = [{"digest": digest, "size": len(config)},
                  *({"digest": lay.digest, "size": lay.size} for lay in image.layers)]
         built.append(LayoutImage(image.digest, MANIFEST, manifest, list(image.tags), blobs))
+    for ref in referrers:  # (their blobs are in the local store: the build made them)
+        built.append(LayoutImage(ref.digest, MANIFEST, ref.manifest, [], list(ref.blobs),
+                                 ref.subject, ref.artifact_type))
 
     def upload(digest: str, size: int) -> bool:
         path = cas_path(cache, digest.removeprefix("sha256:"))
@@ -142,6 +159,7 @@ def _push(images: list[LayoutImage], client: Client, upload, progress) -> PushRe
     client.connect()  # credentials are checked before anything is sent
     try:
         _blobs_and_manifests(images, client, result, progress, upload)
+        _referrers(images, client, progress)
     except RegistryError as e:
         raise RegistryError(f"{e}; no tag was moved (pushing again sends only what is "
                             f"missing)") from None
@@ -185,6 +203,32 @@ def _blobs_and_manifests(images, client, result, progress, upload) -> None:
         if digest and digest != image.digest:
             raise RegistryError(f"{client.target.host}: stored the manifest as {digest}, "
                                 f"built {image.digest}")
+
+
+def _referrers(images: list[LayoutImage], client: Client, progress) -> None:
+    """Make each image's referrers findable: the referrers API if the registry has one,
+    else the tag schema (an index at tag sha256-<hex>, merged with what is there)."""
+    from rules.oci import referrers as attest  # (the tag schema)
+
+    by_subject: dict[str, list[LayoutImage]] = {}
+    for image in images:
+        if image.subject:
+            by_subject.setdefault(image.subject, []).append(image)
+    if not by_subject:
+        return
+    if client.has_referrers_api(next(iter(by_subject))):
+        progress(f"referrers: {sum(map(len, by_subject.values()))} artifact(s), indexed by "
+                 f"the registry's referrers API")
+        return
+    for subject, refs in by_subject.items():
+        tag = attest.tag_for(subject)
+        found = client.get_manifest(tag)
+        index = attest.merged_index(found[0] if found else None, [
+            attest.Referrer(subject, r.artifact_type or "", r.manifest, r.blobs) for r in refs])
+        if found is None or found[0] != index:
+            client.put_manifest(tag, index, INDEX)
+        progress(f"{client.target}:{tag}  referrers of {subject[:19]} ({len(refs)} "
+                 f"artifact(s), tag schema)")
 
 
 def _mib(n: int) -> str:

@@ -355,6 +355,33 @@ class Client:
                                 f"bytes are {actual}")
         return response.content, actual
 
+    def has_referrers_api(self, digest: str) -> bool:
+        """Whether the registry answers the OCI 1.1 referrers API (`GET /v2/<repo>/referrers/
+        <digest>` with an image index); docker-registry 2.8 answers 404."""
+        response = self._request("GET", self._url("referrers", digest),
+                                 headers={"Accept": MANIFEST_TYPES[1]})
+        if response.status_code != 200:
+            return False
+        return "image.index" in response.headers.get("Content-Type", "")
+
+    def referrers(self, digest: str) -> list[dict]:
+        """The descriptors of the artifacts attached to ``digest``: from the referrers API,
+        else from the tag schema's index (sha256-<hex>); [] when there are none."""
+        response = self._request("GET", self._url("referrers", digest),
+                                 headers={"Accept": MANIFEST_TYPES[1]})
+        if response.status_code == 200 and "image.index" in response.headers.get(
+                "Content-Type", ""):
+            return list(json.loads(response.content).get("manifests") or [])
+        algorithm, _, hexdigest = digest.partition(":")
+        found = self.get_manifest(f"{algorithm}-{hexdigest}")
+        if found is None:
+            return []
+        try:
+            return list(json.loads(found[0]).get("manifests") or [])
+        except ValueError:
+            raise RegistryError(f"{self.target.host}: the referrers index of {digest} is not "
+                                f"JSON") from None
+
     def manifest_digest(self, ref: str, repo: str | None = None) -> str | None:
         """The digest a tag points at now (HEAD), or None."""
         response = self._request("HEAD", self._url("manifests", ref, repo),

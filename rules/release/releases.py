@@ -367,7 +367,7 @@ def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str
     if (tested / "index.json").exists():
         index = json.loads((tested / "index.json").read_text())
         refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-                for m in index["manifests"]}
+                for m in index["manifests"] if "artifactType" not in m}  # (not the SBOMs)
         proj = project.load(copy)
         img = proj.image(proj.line(line_name))
         for flavor, digest in digests.items():

@@ -54,7 +54,7 @@ def test_push_then_docker_pull_gets_the_built_digest(docker_host, tmp_path):
             assert push.returncode == 0, push.stdout + push.stderr
             index = json.loads((out / "index.json").read_bytes())
             built = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-                     for m in index["manifests"]}
+                     for m in index["manifests"] if "artifactType" not in m}
             floating = [tag for tag in built if tag.count(".") == 1]  # 4.2, 4.2-base
             assert len(floating) == 2, built
             for tag in floating:

