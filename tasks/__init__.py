@@ -377,9 +377,8 @@ def _registry_options(username, password_stdin, ca_cert) -> dict:
 
 def _remote_cache_choice(proj, flag, read_only) -> tuple[str | None, bool]:
     """(URL, read-only) of the remote cache: the command line wins over WORKSPACE's
-    remote_cache(); --remote-cache off builds without one."""
-    from rules.oci.registry import parse_target
-
+    remote_cache(); --remote-cache off builds without one. (The registry client is imported
+    only when there is one: oras-py's imports cost about a second.)"""
     declared = proj.remote_cache
     if flag == "off":
         return None, False
@@ -389,6 +388,8 @@ def _remote_cache_choice(proj, flag, read_only) -> tuple[str | None, bool]:
             raise UserError("--remote-cache-read-only needs a remote cache (--remote-cache "
                             "HOST[:PORT]/REPO, or remote_cache() in WORKSPACE)")
         return None, False
+    from rules.oci.registry import parse_target
+
     try:
         parse_target(url)
     except UserError as e:
