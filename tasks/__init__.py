@@ -296,15 +296,11 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers; with a
     remote cache and --push-to, publish them without downloading their layers."""
     from rules.image import build as images
-    from rules.image.config import flavors as flavors_of
     from tasks import system_deps
 
     proj = project.load()
     line = proj.line(runtime)
-    known = flavors_of(proj, line)
-    flavors = known if flavor == "all" else (flavor,)
-    if any(f not in known for f in flavors):
-        raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
+    flavors = _flavors(proj, line, flavor)
     options = _registry_options(username, password_stdin, ca_cert)
     url, read_only = _remote_cache_choice(proj, remote_cache, remote_cache_read_only)
     from rules.attest import provenance
@@ -356,6 +352,17 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
 
         for tag in docker_load.load(out):
             print(f"loaded {tag}")
+
+
+def _flavors(proj, line, flavor: str) -> tuple[str, ...]:
+    """The flavors `--flavor` names (all: the line's runtime_image's), or a one-line error."""
+    from rules.image.config import flavors as flavors_of
+
+    known = flavors_of(proj, line)
+    flavors = known if flavor == "all" else (flavor,)
+    if any(f not in known for f in flavors):
+        raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
+    return tuple(flavors)
 
 
 def _registry_options(username, password_stdin, ca_cert) -> dict:

@@ -6,7 +6,6 @@ rules.oci.registry (oras-py based client). This file only reads the options, che
 before any work, and prints what was sent.
 """
 
-import sys
 from pathlib import Path
 
 from invoke import task
@@ -36,23 +35,12 @@ def push(c, to=None, runtime="4.2", flavor="all", from_=None, out=None, username
     from rules.common import report
     from rules.oci import push as pushing
     from rules.oci.registry import Client, parse_target
-    from tasks import _user_path
+    from tasks import _registry_options, _user_path
 
     if not to:
         raise UserError("--to HOST[:PORT]/REPO is required")
     target = parse_target(to)  # before any work
-    if (username is None) != (not password_stdin):
-        raise UserError("--username and --password-stdin go together (or neither: the "
-                        "Docker config's credentials are used)")
-    password = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise UserError("--password-stdin: no password on standard input")
-    if ca_cert:
-        ca_cert = _user_path(ca_cert).resolve()
-        if not ca_cert.is_file():
-            raise UserError(f"--ca-cert {ca_cert}: no such file")
+    options = _registry_options(username, password_stdin, ca_cert)
     if from_:
         if flavor != "all":
             raise UserError("--flavor chooses what to build; with --from the layout is pushed "
@@ -65,7 +53,7 @@ def push(c, to=None, runtime="4.2", flavor="all", from_=None, out=None, username
         key = provenance.load_signing_key(str(_user_path(signing_key)) if signing_key
                                           else None)
         layout = _build(runtime, flavor, out, key)
-    client = Client(target, ca_cert, username, password)
+    client = Client(target, options["ca_cert"], options["username"], options["password"])
     result = pushing.push(layout, client)
     report.table(f"pushed to {target}", ("tag", "digest"),
                  [(tag, digest) for tag, digest in result.tags.items()])
@@ -81,16 +69,12 @@ def _build(runtime: str, flavor: str, out: str | None, signing_key=None) -> Path
     """`invoke image`'s build (cached steps make it a no-op): the layout's folder."""
     from rules.common.cache import default_cache
     from rules.image import build as images
-    from rules.image.config import flavors as flavors_of
     from rules.load import project
-    from tasks import _user_path, system_deps
+    from tasks import _flavors, _user_path, system_deps
 
     proj = project.load()
     line = proj.line(runtime)
-    known = flavors_of(proj, line)
-    flavors = known if flavor == "all" else (flavor,)
-    if any(f not in known for f in flavors):
-        raise UserError(f"unknown flavor {flavor!r}; flavors: {', '.join(known)}, all")
+    flavors = _flavors(proj, line, flavor)
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     out = _user_path(out) if out else Path(proj.root) / "out" / f"runtime-{line.version}"
     images.build(proj, runtime, flavors, out, default_cache(), signing_key=signing_key)
