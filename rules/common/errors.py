@@ -37,3 +37,11 @@ class DigestMismatchError(UserError):
         super().__init__(
             f"sha256 mismatch for {what}: expected {expected}, got {actual}"
         )
+
+
+def raise_if_interrupted(returncode: int) -> None:
+    """A child stopped by the terminal's Ctrl-C (killed by SIGINT, or exiting 130 as shells
+    and mmdebstrap do) means the build was interrupted: raise that, not the child's failure
+    (which printed mmdebstrap's 25 lines of cleanup instead of "interrupted")."""
+    if returncode in (-2, 130):  # -SIGINT, 128 + SIGINT
+        raise KeyboardInterrupt

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rules.common.errors import UserError
+from rules.common.errors import UserError, raise_if_interrupted
 
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
              "HOME": "/tmp", "PYTHONHASHSEED": "0", "TZ": "UTC", "PIP_NO_CACHE_DIR": "1",
@@ -49,6 +49,7 @@ def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
                                "sh", "-c", script], capture_output=True, text=True,
                               preexec_fn=lambda: os.umask(0o022))
     if proc.returncode != 0:
+        raise_if_interrupted(proc.returncode)
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise UserError(f"{what} failed in the Debian root:\n{tail}")
     return proc.stdout

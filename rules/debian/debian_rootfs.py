@@ -22,7 +22,7 @@ from rules.fetch import download
 from rules.graph import action_cache, scheduler
 from rules.graph.action import Action, Made, digest
 from rules.lock import debian_lock
-from rules.common.errors import UserError
+from rules.common.errors import UserError, raise_if_interrupted
 from rules.load.model import Project
 
 ROOTFS_VERSION = 5  # bump when the recipe below changes
@@ -161,6 +161,7 @@ def made(project: Project, cache: Path, epoch: int) -> Iterator[Path]:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                               preexec_fn=lambda: os.umask(0o022))
         if proc.returncode != 0:
+            raise_if_interrupted(proc.returncode)
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
             raise UserError(f"mmdebstrap failed:\n{tail}")
         _check_versions(target, packages)

@@ -7,7 +7,9 @@ rules.graph.workers``: it reads pickled calls on its stdin and writes the pickle
 of its own. So there are no named semaphores (a spawn pool of multiprocessing leaves
 ``/dev/shm/sem.mp-*`` files behind when its whole process group is killed with kill -9), and a
 failing build can stop every worker at once. A worker dies with the process that started it
-(PR_SET_PDEATHSIG), even on kill -9.
+(PR_SET_PDEATHSIG), even on kill -9. Workers run in a process group of their own: a Ctrl-C at
+the terminal reaches the build only, which stops them; in the build's group, a worker still
+importing printed its own KeyboardInterrupt traceback beside the build's "interrupted".
 """
 
 import ctypes
@@ -82,7 +84,7 @@ class _Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "rules.graph.workers", str(results_write), str(os.getpid()),
                  str(nice)], stdin=read_end, stdout=subprocess.DEVNULL, env=env,
-                pass_fds=(results_write,), cwd="/")
+                pass_fds=(results_write,), cwd="/", process_group=0)
         finally:
             os.close(read_end)
             os.close(results_write)

@@ -67,6 +67,28 @@ def test_a_killed_pool_stops_the_call_in_progress():
             pool.call(os.getpid)
 
 
+def test_ctrl_c_reaches_the_build_and_not_its_workers():
+    """A terminal's Ctrl-C goes to the foreground process group: the build handles it (and
+    stops its workers); a worker interrupted mid-import printed a traceback of its own."""
+    script = ("import os, sys, time; from rules.graph import workers; "
+              "pool = workers.Pool(2); print(*[pool.call(os.getpid) for _ in range(6)], "
+              "flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        pids = {int(p) for p in parent.stdout.readline().split()}
+        assert pids and all(os.getpgid(pid) != parent.pid for pid in pids)
+        os.killpg(parent.pid, signal.SIGINT)
+        _, err = parent.communicate(timeout=10)
+    finally:
+        parent.kill()
+    assert err.count("Traceback") == 1 and "KeyboardInterrupt" in err  # the build's own
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)
+
+
 def test_workers_die_with_their_parent_on_kill_9():
     shm_before = set(os.listdir("/dev/shm"))
     script = ("import os, sys, time; from rules.graph import workers; "
