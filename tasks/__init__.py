@@ -128,15 +128,16 @@ def lines(c):
 @user_errors
 def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     """Release the next version of a line: refused unless the locks are current, two builds
-    agree on every digest and the image tests pass; then BUILD, runtime/support.json, the
-    release record and runtime/RELEASE_NOTES.md are written."""
+    agree on every digest and the image tests pass; then the release commit (BUILD,
+    runtime/support.json) is tagged runtime-VERSION, and the record and notes are committed on
+    top (nothing is pushed)."""
     import shutil
     from datetime import date
 
     from rules.common import output
     from rules.image import policy
     from tasks import dockerd, system_deps
-    from rules.release import releases as releasing
+    from rules.release import commits, releases as releasing
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
@@ -147,37 +148,42 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     final = _user_path(out) if out else root / "out" / f"release-{plan.version}"
     final = output.check_folder(final, lambda _: False, "a folder of released images")
     releasing.check_patches(proj, plan)
-    state = releasing.check_clean(root)
+    head, _ = releasing.check_clean(root)
+    commits.check_tag_free(root, plan.version)
+    who = commits.identity(root)
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
     cache = default_cache()
-    with releasing.scratch_copy(root, cache) as copy:
+    with releasing.scratch_clone(root, head, cache) as copy:
         releasing.apply_edits(copy, plan)
+        release = commits.commit_all(
+            copy, f"Release Runtime {plan.version} (line {plan.new_line})", who)
         edited = project.load(copy)
         with report.status("gate 1/3: lock check"):
             releasing.check_locks(edited, plan.new_line)
         staged = copy / "out" / "release"
-        with report.status("gate 2/3: two builds of both flavors, compared"):
+        with report.status("gate 2/3: two builds of both flavors (two clones), compared"):
             digests = releasing.check_reproducible(edited, plan.new_line, staged, cache)
         with report.status(f"gate 3/3: image tests of line {plan.new_line}"), \
                 dockerd.engine(cache) as host:
             summary = releasing.check_images(copy, plan.new_line, tests, host, digests,
                                              plan.version)
         print(f"image tests of line {plan.new_line}: {summary}")
-        if releasing.git_state(root) != state:
-            raise UserError("refused: the checkout changed while the gates ran; release again")
-        data = releasing.facts(edited, plan.new_line, digests, today, state[0])
+        releasing.check_clean(root)
+        data = releasing.facts(edited, plan.new_line, digests, today, release)
         previous = releasing.latest(root, plan.new_line) or releasing.latest(root, plan.line)
         img = edited.image(edited.line(plan.new_line))
         entry = releasing.notes_entry(data, previous, img)
-        # images first, then the record and notes, then BUILD and the policy: a failure on
-        # the way leaves no new version in BUILD without its record
+        releasing.write_record(copy, data, entry)
+        recorded = commits.commit_all(copy, f"Record Runtime {plan.version}: digests and notes",
+                                      who)
+        # images first, then the commits: a failure on the way leaves no new version in the
+        # checkout without its record
         final.parent.mkdir(parents=True, exist_ok=True)
         output.check_folder(final, lambda _: False, "a folder of released images")
         if final.exists():
             final.rmdir()  # empty, checked again just now
         shutil.move(staged, final)
-        releasing.write_record(root, data, entry)
-        releasing.apply_edits(root, plan)
+        commits.publish(root, copy, release, recorded, plan.version, head)
     print(entry)
     report.table(f"Runtime {plan.version}", ("image", "digest"),
                  [(", ".join(policy.reference(img, t) for t in (
@@ -185,7 +191,8 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
                      *policy.floating_tags(img, plan.version, f))), d)
                   for f, d in sorted(digests.items())])
     print(f"images: {final}; record: {releasing.RECORDS}/{plan.version}.json; "
-          f"notes: {releasing.NOTES}")
+          f"notes: {releasing.NOTES}; tag: {commits.tag_name(plan.version)} "
+          f"({release[:12]}); the record commit {recorded[:12]} is on top (not pushed)")
 
 
 @task(help={"runtime": "the Runtime line whose lock to verify (default: all Airflow versions)"})

@@ -1,19 +1,21 @@
 """`invoke release`: the next version of a Runtime line, its release record and its notes.
 
 A release is planned (the next semantic version; refused if it would go backwards or re-use a
-published version), then checked in a scratch copy of the project with the release's edits
-applied: the locks must be current, two builds of both flavors (the second with an empty action
-cache, another umask, TZ and working folder) must give the same manifest digests, and the
-line's image tests must pass. Only then are BUILD, the support policy, the release record
-(runtime/releases/VERSION.json: the facts the next release is compared with) and the release
-notes (runtime/RELEASE_NOTES.md, newest first) written.
+published version), then made in a scratch clone of the checkout's HEAD: the release's edits
+(BUILD, support policy) are committed there first, as the *release commit* (rules.release.commits),
+and the gates run on it: the locks must be current, a build of both flavors in the clone and a
+second one in another clone of the release commit (an empty action cache, another umask, TZ and
+working folder) must give the same manifest digests, and the line's image tests must pass. Only
+then are the release record (runtime/releases/VERSION.json: the facts the next release is
+compared with) and the notes (runtime/RELEASE_NOTES.md, newest first) committed on top, and the
+checkout fast-forwarded to both commits, the release commit tagged `runtime-VERSION`: checked
+out and built, that tag gives the recorded digests.
 """
 
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +35,7 @@ from rules.image.config import flavors as flavors_of
 from rules.load import project
 from rules.lock import debian_lock, pip_lock, requirements_file
 from rules.python import patched_wheel
-from rules.release import support
+from rules.release import commits, support
 from rules.common.errors import UserError
 from rules.load.model import Project, RuntimeImage
 
@@ -166,6 +168,7 @@ def apply_edits(root: Path, p: Plan) -> None:
 # Facts and notes ----------------------------------------------------------------------------
 def facts(proj: Project, line_name: str, digests: dict[str, str], today: date,
           revision: str) -> dict:
+    """The release record; ``revision``: the release commit (tagged ``commits.tag_name``)."""
     line = proj.line(line_name)
     lock_text = (Path(proj.root) / proj.locks[line.airflow].lock).read_text(encoding="utf-8")
     python = {e.name: e.version for e in requirements_file.parse(lock_text)[1]}
@@ -174,7 +177,8 @@ def facts(proj: Project, line_name: str, digests: dict[str, str], today: date,
     debian = {p["name"]: p["version"] for p in debian_lock.load(proj)["packages"]}
     return {"version": line.version, "line": line.name, "date": today.isoformat(),
             "lts": line.lts, "airflow": proj.airflow_version(line.airflow),
-            "built_from": revision, "digests": digests, "patches": patches,
+            "built_from": revision, "tag": commits.tag_name(line.version), "digests": digests,
+            "patches": patches,
             "python_packages": python, "debian_packages": debian}
 
 
@@ -237,8 +241,13 @@ def notes_entry(new: dict, old: dict | None, img: RuntimeImage) -> str:
                              for t in policy.floating_tags(img, new["version"], flavor))
         out.append(f"- Image `{policy.reference(img, policy.tag(img, new['version'], flavor))}` "
                    f"({flavor}): `{digest}`" + (f"; floating tag {floating}" if floating else ""))
-    out.append(f"- Built from commit {new['built_from'][:12]} with this release's edits "
-               "(BUILD version, support policy)")
+    if new.get("tag"):
+        out.append(f"- Built from commit {new['built_from'][:12]}, tagged `{new['tag']}`: "
+                   f"`git checkout {new['tag']} && invoke image --runtime {new['line']}` gives "
+                   "these digests")
+    else:  # (records before 2026-12-03: the edits were committed after the build)
+        out.append(f"- Built from commit {new['built_from'][:12]} with this release's edits "
+                   "(BUILD version, support policy)")
     return "\n".join(out) + "\n"
 
 
@@ -253,16 +262,12 @@ def write_record(root: Path, data: dict, entry: str) -> None:
 
 # Gates -------------------------------------------------------------------------------------
 @contextmanager
-def scratch_copy(root: Path, cache: Path):
-    """A copy of the project (with its git metadata, so builds name the same revision)."""
+def scratch_clone(root: Path, head: str, cache: Path):
+    """A clone of the checkout at ``head``: what is committed, and nothing else, is released."""
     parent = Path(cache) / "tmp"
     parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="release-", dir=parent) as tmp:
-        copy = Path(tmp) / "project"
-        shutil.copytree(root, copy, symlinks=True,
-                        ignore=shutil.ignore_patterns(".venv", "out", "__pycache__",
-                                                      ".pytest_cache"))
-        yield copy
+        yield commits.clone(root, head, Path(tmp) / "project")
 
 
 @contextmanager
@@ -331,13 +336,16 @@ def check_locks(proj: Project, line_name: str) -> None:
 
 def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
                        ) -> dict[str, str]:
-    """Digests by flavor, after two builds agree on them."""
+    """Digests by flavor, after two builds agree on them: one in ``proj`` (a clone at the
+    release commit), one in a fresh clone of that commit, with a fresh action cache, elsewhere."""
     flavors = flavors_of(proj, proj.line(line_name))
     first = image.build(proj, line_name, flavors, out, cache)
+    release = commits.git(Path(proj.root), "rev-parse", "HEAD").strip()
     with tempfile.TemporaryDirectory(prefix="release-rebuild-", dir=Path(cache) / "tmp") as tmp:
+        again = project.load(commits.clone(Path(proj.root), release, Path(tmp) / "checkout"))
         fresh = fetch.cache_of_fetched(cache, Path(tmp) / "cache")
         with _elsewhere(Path(tmp)):
-            second = image.build(proj, line_name, flavors, Path(tmp) / "out", fresh)
+            second = image.build(again, line_name, flavors, Path(tmp) / "out", fresh)
     ours = {flavor: img.digest for flavor, img in zip(flavors, first.images)}
     theirs = {flavor: img.digest for flavor, img in zip(flavors, second.images)}
     if ours != theirs:

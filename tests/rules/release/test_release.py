@@ -54,6 +54,8 @@ def copy(tmp_path):
                     ignore=shutil.ignore_patterns(".git", ".venv", "out", "__pycache__",
                                                   ".pytest_cache"))
     subprocess.run(["git", "-C", str(dst), "init", "-q"], check=True, capture_output=True)
+    for key, value in (("user.name", "Release Manager"), ("user.email", "rm@localhost")):
+        subprocess.run(["git", "-C", str(dst), "config", key, value], check=True)
     commit(dst)
     return dst
 
@@ -240,9 +242,15 @@ def release_cli(copy: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=3600)
 
 
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
 @pytest.mark.slow
-def test_release_end_to_end(copy):
+def test_release_end_to_end(copy, tmp_path):
     commit(copy)
+    started_at = git(copy, "rev-parse", "HEAD")
     previous = release.latest(REPO, "4.2")
     proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch",
                        "--tests", "test_airflow_version_and_pip_show_report_the_patched_wheel")
@@ -271,6 +279,25 @@ def test_release_end_to_end(copy):
     assert "- Debian packages: unchanged" in entry and "- Python packages updated: " not in \
         entry.replace("- Python packages updated: apache-airflow", "")
     assert record["digests"]["onbuild"] in entry and record["digests"]["base"] in entry
+    # the release is a commit, tagged; the record and notes are a commit on top
+    tag = f"runtime-{NEXT}"
+    assert record["tag"] == tag and git(copy, "rev-parse", f"{tag}^{{commit}}") == \
+        record["built_from"]
+    assert git(copy, "rev-parse", "HEAD^") == record["built_from"]
+    assert git(copy, "rev-parse", "HEAD^^") == started_at
+    assert git(copy, "status", "--porcelain") == ""
+    assert sorted(git(copy, "diff", "--name-only", "HEAD^", "HEAD").splitlines()) == \
+        sorted([release.NOTES, f"{release.RECORDS}/{NEXT}.json"])
+    assert f"tagged `{tag}`" in entry
+    # checked out and built, the tag gives the recorded digests
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(copy), str(checkout)], check=True)
+    git(checkout, "checkout", "-q", tag)
+    built = run_invoke(checkout, "image", "--runtime", "4.2", "--out", str(tmp_path / "again"))
+    assert built.returncode == 0, built.stderr
+    again = json.loads((tmp_path / "again" / "index.json").read_text())
+    assert {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in again["manifests"] if "artifactType" not in m} == refs
     # the same version again is refused, and so is going back below it
     (copy / "BUILD").write_text((copy / "BUILD").read_text().replace(f'"{NEXT}"', f'"{CURRENT}"'))
     again = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
