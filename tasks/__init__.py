@@ -476,7 +476,8 @@ def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=Tru
                 c.run("python tools/bench_logging.py", pty=False, env={"DOCKER_HOST": host})
 
 
+from tasks.audit import audit as _audit  # noqa: E402
 from tasks.push import push as _push  # noqa: E402
 from tasks.verify import signing_key as _signing_key, verify as _verify  # noqa: E402
 ns = Collection(lock, lock_dev, fetch, lines, release, verify_lock, test, test_image, image,
-                graph, pex, bench, _push, _verify, _signing_key)
+                graph, pex, bench, _push, _verify, _signing_key, _audit)

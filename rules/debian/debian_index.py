@@ -9,16 +9,24 @@ when only the 12 fields the lock reads are kept, and resolving the Debian lock a
 tools/bench_libs.py debian``). That cost is paid only when the Debian lock is resolved again
 (WORKSPACE's Debian inputs changed), next to downloading the indexes; a lock whose inputs are
 unchanged, `invoke lock --check` and every build never read an index, so we take it.
+
+Each index fetched is remembered (``last_fetched``): `invoke audit` compares the locks with the
+indexes as last fetched, offline, and says how old they are (InRelease's Date).
 """
 
+import hashlib
+import json
 import lzma
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from rules.common import atomic
 from rules.fetch import download
 from rules.common.errors import UserError
+
+INDEXES = "debian-indexes"  # (in the cache) the last index fetched per archive, component, arch
 
 
 def parse_stanzas(text: str, fields: list[str] | None = None) -> list[dict[str, str]]:
@@ -59,7 +67,33 @@ def packages(mirror: str, suite: str, component: str, arch: str, keyring: str,
         if entry["name"] == wanted:
             path = download.fetch_verified(f"{mirror}/dists/{suite}/{wanted}", entry["sha256"],
                                            cache, what=f"{suite}/{wanted}")
+            _remember(cache, mirror, suite, component, arch, entry["sha256"], release)
             return parse_stanzas(lzma.decompress(path.read_bytes()).decode("utf-8"), fields)
     raise UserError(f"{mirror} {suite}: no {wanted} in its InRelease")
+
+
+def _pointer(cache: Path, mirror: str, suite: str, component: str, arch: str) -> Path:
+    name = f"{mirror}/{suite}/{component}/{arch}".split("://", 1)[-1].replace("/", "_")
+    return Path(cache) / INDEXES / f"{name}.json"
+
+
+def _remember(cache, mirror, suite, component, arch, sha256: str, release) -> None:
+    atomic.write_text(_pointer(cache, mirror, suite, component, arch), json.dumps(
+        {"archive": f"{mirror} {suite}", "component": component, "arch": arch,
+         "sha256": sha256, "date": release.get("Date", "")}, indent=2) + "\n")
+
+
+def last_fetched(cache: Path, mirror: str, suite: str, component: str, arch: str,
+                 fields: list[str] | None = None) -> tuple[str, list[dict[str, str]]] | None:
+    """(InRelease's Date, the paragraphs) of the index last fetched for this archive, read from
+    the cache (offline); None if it was never fetched or is no longer in the cache."""
+    try:
+        pointer = json.loads(_pointer(cache, mirror, suite, component, arch).read_text())
+        data = download.cas_path(cache, pointer["sha256"]).read_bytes()
+    except (OSError, ValueError, KeyError):
+        return None
+    if hashlib.sha256(data).hexdigest() != pointer["sha256"]:
+        return None
+    return pointer["date"], parse_stanzas(lzma.decompress(data).decode("utf-8"), fields)
 
 

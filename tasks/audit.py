@@ -1,0 +1,67 @@
+"""`invoke audit`: the security fixes and advisories the locks are missing (rules.lock.audit),
+offline from what was last fetched; `--refresh` fetches first. Exits 1 when anything is
+pending, and always lists what it could not check."""
+
+from invoke import Exit, task
+
+from rules.common.cli import user_errors
+from rules.common.errors import UserError
+
+
+@task(help={"runtime": "only the Python lock of this line (the Debian lock is shared)",
+            "refresh": "first fetch the Debian indexes and the Python advisories (network)",
+            "advisories_url": "per-version JSON API of the Python advisories, with {name} and "
+                              "{version} (default: PyPI's)"})
+@user_errors
+def audit(c, runtime=None, refresh=False, advisories_url=None):
+    """List the locked Debian packages with a newer version in the archive and the locked
+    Python distributions with a known advisory, from the data last fetched; say what could not
+    be checked. Exit 1 when something is pending."""
+    from rules.common import report as out
+    from rules.common.cache import default_cache
+    from rules.load import project
+    from rules.lock import audit as auditing, pip_lock
+
+    proj = project.load()
+    cache = default_cache()
+    airflows = pip_lock.airflow_versions(proj, runtime)
+    if refresh:
+        with out.status("fetching the Debian indexes"):
+            auditing.refresh_debian(proj, cache)
+        with out.status("fetching the Python advisories"):
+            snapshot = auditing.refresh_python(proj, airflows, cache,
+                                               advisories_url or auditing.ADVISORIES_URL)
+        if snapshot["unusable"]:
+            print(f"refresh: Python advisories not fetched: {snapshot['unusable']}")
+    result = auditing.audit(proj, airflows, cache)
+    if result.debian:
+        out.table("Debian packages with a newer version in the archive",
+                  ("package", "locked", "newer", "in", "kind"),
+                  [(f.name, f.locked, f.newer, f.archive,
+                    "security fix" if f.security else "stable update")
+                   for f in sorted(result.debian, key=lambda f: (not f.security, f.name))])
+    for airflow, found in result.python.items():
+        if found:
+            patched = proj.airflow_version(airflow)
+            out.table(f"Python advisories, lock of Airflow {airflow} (the image has "
+                      f"apache-airflow {patched}; its backports: runtime/patches/{airflow})",
+                      ("distribution", "locked", "advisory", "fixed in", "summary"),
+                      [(a.name, a.locked, ", ".join((a.id, *a.aliases)),
+                        ", ".join(a.fixed_in), a.summary) for a in found])
+    print("checked:")
+    for line in result.checked:
+        print(f"  {line}")
+    print("NOT checked:")
+    for line in result.not_checked:
+        print(f"  {line}")
+    security = sum(f.security for f in result.debian)
+    debian = f"{len(result.debian)} Debian packages ({security} security fixes)" \
+        if result.debian_checked else "Debian: not checked"
+    python = f"{sum(len(a) for a in result.python.values())} Python advisories" \
+        if result.python else "Python advisories: not checked"
+    print(f"pending: {debian}, {python}")
+    if result.pending:
+        raise Exit(code=1)
+    if not result.debian_checked and not result.python:
+        raise UserError("nothing was checked: no index or advisory was ever fetched into "
+                        "this cache; run `invoke audit --refresh` (network) first")
