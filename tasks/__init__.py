@@ -124,9 +124,11 @@ def lines(c):
     "lts": "mark the released line LTS (support until the release date + 24 months)",
     "tests": "pytest -k expression for the image-tests gate (default: the whole suite)",
     "out": "where the released images go (default: out/release-VERSION)",
+    "signing_key": "PEM private key to sign the images' provenance with (else "
+                   "$RUNTIME_SIGNING_KEY; neither: unsigned, and the record says so)",
 })
 @user_errors
-def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
+def release(c, runtime, bump="patch", lts=False, tests=None, out=None, signing_key=None):
     """Release the next version of a line: refused unless the locks are current, two builds
     agree on every digest and the image tests pass; then the release commit (BUILD,
     runtime/support.json) is tagged runtime-VERSION, and the record and notes are committed on
@@ -134,12 +136,14 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
     import shutil
     from datetime import date
 
+    from rules.attest import provenance
     from rules.common import output
     from rules.image import policy
     from tasks import dockerd, system_deps
     from rules.release import commits, releases as releasing
 
     system_deps.ensure(system_deps.BUILD_PACKAGES)
+    key = provenance.load_signing_key(str(_user_path(signing_key)) if signing_key else None)
     proj = project.load()
     root = Path(proj.root)
     today = date.today()
@@ -162,7 +166,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
             releasing.check_locks(edited, plan.new_line)
         staged = copy / "out" / "release"
         with report.status("gate 2/3: two builds of both flavors (two clones), compared"):
-            digests = releasing.check_reproducible(edited, plan.new_line, staged, cache)
+            digests = releasing.check_reproducible(edited, plan.new_line, staged, cache, key)
         with report.status(f"gate 3/3: image tests of line {plan.new_line}"), \
                 dockerd.engine(cache) as host:
             summary = releasing.check_images(copy, plan.new_line, tests, host, digests,
@@ -170,6 +174,7 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None):
         print(f"image tests of line {plan.new_line}: {summary}")
         releasing.check_clean(root)
         data = releasing.facts(edited, plan.new_line, digests, today, release)
+        data["provenance_keyid"] = key.keyid if key else None
         previous = releasing.latest(root, plan.new_line) or releasing.latest(root, plan.line)
         img = edited.image(edited.line(plan.new_line))
         entry = releasing.notes_entry(data, previous, img)

@@ -68,7 +68,7 @@ def verify(c, image, public_key=None, allow_unsigned=False, rebuild=True, repo=N
         with report.status("verifying" + (" (rebuilding from the commit the provenance "
                                            "names)" if repo else "")):
             reports = verifying.verify_layout(layout, keys, allow_unsigned, repo, cache,
-                                              invoke, tag)
+                                              invoke, tag, checkout=str(root))
     for r in reports:
         report.table(f"verify {r.image}", ("check", "verdict", "detail"),
                      [(ch.name, ch.verdict, ch.detail) for ch in r.checks])

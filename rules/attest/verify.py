@@ -19,6 +19,11 @@ layout first, each checked against its digest). Per image, each check gives a ve
    ``git checkout``) into a scratch folder and built there with a fresh cache that shares only
    the fetched inputs (rules.fetch.locked_inputs.cache_of_fetched): the image digest must be
    the same, and so must the SBOMs. Skipped with ``rebuild=False``.
+7. ``release``: when the checkout holds a release record of the image's Runtime version
+   (rules.release), the record lists this digest for the flavor and names the commit the
+   provenance names, and the tag ``runtime-VERSION`` points at that commit: the image is the
+   release, and that tag rebuilds it. Skipped for a build that is not a recorded release (no
+   record of its version, or a record of another commit: a development build after it).
 
 Every expected failure is a failed check with its reason, never a traceback; the task exits
 non-zero when any check fails.
@@ -411,8 +416,53 @@ def rebuild(repo: str, statement: dict, cache: Path, invoke: list[str]) -> tuple
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _git(root: str, *args: str) -> str | None:
+    proc = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def release_check(checkout: str, statement: dict, digest: str) -> Check:
+    """Whether the image is a recorded release of ``checkout`` (see the module docstring)."""
+    from rules.release.releases import RECORDS
+
+    build = statement["predicate"]["buildDefinition"]
+    version = build["internalParameters"].get("runtimeVersion")
+    flavor = build["externalParameters"]["flavor"]
+    commit = build["externalParameters"]["source"]["commit"]
+    text = _git(checkout, "show", f"HEAD:{RECORDS}/{version}.json")
+    if text is None:
+        return Check("release", None, f"no release record of {version} in {checkout} (a "
+                                      "build, not a release)")
+    try:
+        record = json.loads(text)
+    except ValueError as e:
+        return Check("release", False, f"{RECORDS}/{version}.json cannot be read: {e}")
+    recorded = record.get("digests", {}).get(flavor)
+    if record.get("built_from") != commit:  # a build of another commit: not this release
+        return Check("release", None, f"not release {version} itself: that was built from "
+                                      f"{str(record.get('built_from'))[:12]}, this image from "
+                                      f"{commit[:12]}")
+    if recorded != digest:
+        return Check("release", False, f"release {version} recorded {flavor} as "
+                                       f"{str(recorded)[:19]}, this image of the same commit "
+                                       f"is {digest[:19]}")
+    tag = record.get("tag")
+    if not tag:
+        return Check("release", True, f"release {version} (recorded before releases were "
+                                      f"tagged): this digest, built from {commit[:12]}")
+    tagged = (_git(checkout, "rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}") or "")
+    if tagged.strip() != commit:
+        return Check("release", False, f"tag {tag} names {tagged.strip()[:12] or 'nothing'}, "
+                                       f"the release was built from {commit[:12]}")
+    return Check("release", True, f"release {version}: the recorded digest, built from "
+                                  f"{commit[:12]}, tagged {tag}")
+
+
 def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, cache: Path,
-                  invoke: list[str], only: str | None = None) -> list[Report]:
+                  invoke: list[str], only: str | None = None,
+                  checkout: str | None = None) -> list[Report]:
+    """Every image of ``layout`` checked; ``repo``: where to clone the commit to rebuild from
+    (None: no rebuild); ``checkout``: the git checkout whose release records to compare with."""
     reports = []
     rebuilt: dict[str, tuple[dict | None, str]] = {}  # commit -> (result, error)
     images = layout.images()
@@ -458,6 +508,8 @@ def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, 
                         checks.append(Check("rebuild", True, (
                             f"commit {commit[:12]} rebuilt in a scratch clone with a fresh "
                             f"cache: the same image digest and SBOMs")))
+        if checkout and statement is not None:
+            checks.append(release_check(checkout, statement, digest))
         reports.append(Report(name, checks))
     return reports
 

@@ -241,6 +241,9 @@ def notes_entry(new: dict, old: dict | None, img: RuntimeImage) -> str:
                              for t in policy.floating_tags(img, new["version"], flavor))
         out.append(f"- Image `{policy.reference(img, policy.tag(img, new['version'], flavor))}` "
                    f"({flavor}): `{digest}`" + (f"; floating tag {floating}" if floating else ""))
+    if "provenance_keyid" in new:
+        out.append(f"- Provenance signed with key `{new['provenance_keyid']}`"
+                   if new["provenance_keyid"] else "- Provenance unsigned (no signing key)")
     if new.get("tag"):
         out.append(f"- Built from commit {new['built_from'][:12]}, tagged `{new['tag']}`: "
                    f"`git checkout {new['tag']} && invoke image --runtime {new['line']}` gives "
@@ -334,12 +337,13 @@ def check_locks(proj: Project, line_name: str) -> None:
         raise UserError(f"refused: the lock check failed: {e}") from None
 
 
-def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path
-                       ) -> dict[str, str]:
+def check_reproducible(proj: Project, line_name: str, out: Path, cache: Path,
+                       signing_key=None) -> dict[str, str]:
     """Digests by flavor, after two builds agree on them: one in ``proj`` (a clone at the
-    release commit), one in a fresh clone of that commit, with a fresh action cache, elsewhere."""
+    release commit), one in a fresh clone of that commit, with a fresh action cache, elsewhere.
+    The first build's provenance is signed with ``signing_key`` (ed25519: the same bytes)."""
     flavors = flavors_of(proj, proj.line(line_name))
-    first = image.build(proj, line_name, flavors, out, cache)
+    first = image.build(proj, line_name, flavors, out, cache, signing_key=signing_key)
     release = commits.git(Path(proj.root), "rev-parse", "HEAD").strip()
     with tempfile.TemporaryDirectory(prefix="release-rebuild-", dir=Path(cache) / "tmp") as tmp:
         again = project.load(commits.clone(Path(proj.root), release, Path(tmp) / "checkout"))

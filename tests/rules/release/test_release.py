@@ -249,10 +249,14 @@ def git(root: Path, *args: str) -> str:
 
 @pytest.mark.slow
 def test_release_end_to_end(copy, tmp_path):
+    from rules.attest import provenance
+
+    private, public, keyid = provenance.generate_key(tmp_path / "keys")
     commit(copy)
     started_at = git(copy, "rev-parse", "HEAD")
     previous = release.latest(REPO, "4.2")
-    proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch",
+    proc = release_cli(copy, "--runtime", "4.2", "--bump", "patch", "--signing-key",
+                       str(private),
                        "--tests", "test_airflow_version_and_pip_show_report_the_patched_wheel")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proj = project.load(copy)
@@ -298,6 +302,13 @@ def test_release_end_to_end(copy, tmp_path):
     again = json.loads((tmp_path / "again" / "index.json").read_text())
     assert {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
             for m in again["manifests"] if "artifactType" not in m} == refs
+    assert record["provenance_keyid"] == keyid and f"signed with key `{keyid}`" in entry
+    # `invoke verify` finds the image signed, and the recorded release of that tag
+    proc = run_invoke(copy, "verify", str(out), "--no-rebuild", "--public-key", str(public),
+                      "--tag", NEXT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(r for r in proc.stdout.splitlines() if r.startswith("│ release "))
+    assert "PASS" in row and tag in row, proc.stdout
     # the same version again is refused, and so is going back below it
     (copy / "BUILD").write_text((copy / "BUILD").read_text().replace(f'"{NEXT}"', f'"{CURRENT}"'))
     again = run_invoke(copy, "release", "--runtime", "4.2", "--bump", "patch")
