@@ -26,6 +26,13 @@ reference (repository and tag), not by digest: the digest is known only once the
 made, and the SBOM is bound to it by the OCI referrer's `subject` (rules.oci.referrers)
 and by the signed provenance, which lists its digest (rules.attest.provenance).
 
+Every package names its supplier (an NTIA minimum element, checked by ntia-conformance-checker
+in the tests): a Debian package its `Maintainer` (from the dpkg status file of the base
+layer), a Python distribution the `Maintainer` or `Author` of its METADATA (name, else
+e-mail), the image and the Runtime modules the Runtime (``VENDOR``, also the documents'
+creator). A distribution whose METADATA names nobody gets "Organization: PyPI project NAME"
+and a comment saying so (measured on line 4.2: 1 of 255, libcst).
+
 What is described: the Debian packages, the Python distributions installed with their
 dist-info (the lock's, Airflow patched, and the Runtime modules that register a plugin).
 Runtime module code without a dist-info is in the provenance (its source files), not here.
@@ -51,8 +58,9 @@ from rules.fetch import pypi_files
 from rules.fetch.download import cas_path
 from rules.graph.action import Action, Made
 
-FACTS_RECIPE = 1  # bump when what the facts hold changes
-SBOM_RECIPE = 1  # bump when the documents made from them change
+FACTS_RECIPE = 2  # bump when what the facts hold changes
+SBOM_RECIPE = 2  # bump when the documents made from them change
+VENDOR = "Runtime"  # the organization that makes the image (supplier of it and its modules)
 TOOL = "runtime-sbom"
 SPDX_MEDIA = "application/spdx+json"
 CYCLONEDX_MEDIA = "application/vnd.cyclonedx+json"
@@ -99,14 +107,19 @@ def pypi_purl(name: str, version: str) -> str:
     return PackageURL("pypi", None, str(canonicalize_name(name)), version).to_string()
 
 
-def copyright_files(layer_blob: Path) -> dict[str, str]:
+def copyright_files(layer_blob: Path, status: dict | None = None) -> dict[str, str]:
     """Package -> the text of /usr/share/doc/<package>/copyright in a layer (a doc folder that
-    is a symbolic link to another package's is followed)."""
+    is a symbolic link to another package's is followed); ``status["text"]``, when given, gets
+    the dpkg status file of the layer (in the same pass: the layer is 94 MB)."""
     texts: dict[str, str] = {}
     links: dict[str, str] = {}
     pattern = re.compile(r"^(?:\./)?usr/share/doc/([^/]+)(/copyright)?$")
     with tarfile.open(layer_blob, "r|gz") as tar:
         for member in tar:
+            if status is not None and member.isfile() and \
+                    member.name.removeprefix("./") == "var/lib/dpkg/status":
+                status["text"] = tar.extractfile(member).read().decode("utf-8", "replace")
+                continue
             m = pattern.match(member.name)
             if not m:
                 continue
@@ -129,7 +142,12 @@ def debian_facts(packages: list[dict], layer_blob: Path) -> list[dict]:
     root (the links go with the docs): it takes the copyright file of a package built from
     the same source, which is the source's (Debian policy 12.5). Measured on the 4.2 lock:
     7 of 160 packages."""
-    texts = copyright_files(layer_blob)
+    status: dict = {}
+    texts = copyright_files(layer_blob, status)
+    from rules.debian.debian_index import parse_stanzas
+
+    maintainer = {p["Package"]: p.get("Maintainer", "") for p in parse_stanzas(
+        status.get("text", ""), ["Package", "Maintainer"])}
     by_source: dict[str, str] = {}
     for p in sorted(packages, key=lambda p: p["name"]):
         if p["name"] in texts:
@@ -151,7 +169,7 @@ def debian_facts(packages: list[dict], layer_blob: Path) -> list[dict]:
                     "sha256": p["sha256"], "url": p["url"], "source": p.get("source") or "",
                     "depends": sorted(set(p.get("depends") or ())),
                     "license": expression, "license_refs": refs, "license_comment": comment,
-                    "copyright_file": origin or ""})
+                    "copyright_file": origin or "", "maintainer": maintainer.get(p["name"], "")})
     return out
 
 
@@ -160,7 +178,41 @@ def _metadata(raw: dict) -> dict:
             "license": raw.get("license") or "", "license_expression":
             raw.get("license_expression") or "", "classifiers": list(raw.get("classifiers", [])),
             "requires_dist": list(raw.get("requires_dist", [])),
-            "summary": raw.get("summary") or ""}
+            "summary": raw.get("summary") or "", "supplier": _named(raw)}
+
+
+def _named(raw: dict) -> str:
+    """Who supplies a distribution, from its METADATA: Maintainer, else Author (a name), else
+    Maintainer-email, else Author-email ("Name <address>" or an address); "" when none."""
+    for key in ("maintainer", "author", "maintainer_email", "author_email"):
+        value = " ".join((raw.get(key) or "").split())
+        if value and value.upper() not in ("UNKNOWN", "NONE"):
+            return value
+    return ""
+
+
+ORGANIZATION = re.compile(r"\b(team|maintainers|developers|authors|contributors|project|"
+                          r"foundation|group|inc|llc|ltd|corp|corporation|community|"
+                          r"google|amazon|microsoft|snowflake|databricks|apache|python)\b|"
+                          r"lists\.|@(?:googlegroups|python)\.", re.IGNORECASE)
+
+
+def supplier(text: str, fallback: str) -> tuple[str, str, str | None]:
+    """("Organization" or "Person", name, e-mail or None) of a Maintainer/Author field ("Name
+    <address>", "Name", "address", or several comma-separated: the first); a field naming a
+    team, a company or a mailing list is an organization. ``fallback`` (an organization's
+    name) when the field is empty."""
+    first = re.split(r",\s*(?![^<]*>)", text.strip())[0] if text.strip() else ""
+    m = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]+)>\s*', first)
+    name, email = (m.group(1).strip(), m.group(2).strip()) if m else (first.strip(), None)
+    if not name and email:
+        name = email
+    if "@" in name and email is None:
+        email = name
+    if not name:
+        return "Organization", fallback, None
+    kind = "Organization" if ORGANIZATION.search(f"{name} {email or ''}") else "Person"
+    return kind, name, email
 
 
 def wheel_metadata(blob: Path) -> dict:
@@ -215,6 +267,7 @@ def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
                 "sha256": c.sha256, "url": c.url, "kind": c.kind,
                 "installed_wheel": {"filename": filename, "sha256": wheel_sha},
                 "license": expression, "license_refs": refs, "summary": meta["summary"],
+                "supplier": meta["supplier"],
                 "depends": requirements(meta["requires_dist"], names - {
                     str(canonicalize_name(c.name))})}
         fact["vendored"] = []
@@ -223,7 +276,7 @@ def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
                 v["license_expression"], v["license"], v["classifiers"], v["name"])
             fact["vendored"].append({"name": v["name"], "version": v["version"],
                                      "path": v["path"], "license": v_expression,
-                                     "license_refs": v_refs})
+                                     "license_refs": v_refs, "supplier": v["supplier"]})
         if c.name == "apache-airflow" and patches:
             fact["patched"] = {"upstream_version": c.version, "upstream_filename": c.filename,
                                "upstream_sha256": c.sha256, "patches": patches["patches"]}
@@ -332,6 +385,7 @@ def packages(facts: dict) -> list[dict]:
                     "sha256": d["sha256"], "url": d["url"], "license": d["license"],
                     "license_refs": d["license_refs"], "kind": "deb", "arch": d["arch"],
                     "license_comment": d["license_comment"],
+                    "supplier": supplier(d.get("maintainer", ""), "Debian"),
                     "depends": [f"deb-{_id(n)}-{debs[n]['arch']}" for n in d["depends"]
                                 if n in debs]})
     for p in facts["python"]:
@@ -341,15 +395,20 @@ def packages(facts: dict) -> list[dict]:
                     "license_refs": p["license_refs"], "kind": "pypi",
                     "filename": p["filename"], "summary": p["summary"],
                     "patched": p.get("patched"), "installed_wheel": p["installed_wheel"],
+                    "supplier": supplier(p.get("supplier", ""), f"PyPI project {p['name']}"),
+                    "supplier_unnamed": not p.get("supplier"),
                     "depends": [f"pypi-{_id(n)}" for n in p["depends"]],
                     "vendored": [{**v, "id": f"pypi-{_id(p['canonical'])}-vendored-"
                                             f"{_id(str(canonicalize_name(v['name'])))}",
-                                  "purl": pypi_purl(v["name"], v["version"])}
+                                  "purl": pypi_purl(v["name"], v["version"]),
+                                  "supplier": supplier(v.get("supplier", ""),
+                                                       f"PyPI project {v['name']}")}
                                  for v in p.get("vendored", [])]})
     for m in facts["modules"]:
         out.append({"id": f"module-{_id(m['name'])}", "name": m["name"],
                     "version": m["version"], "purl": None, "sha256": None, "url": None,
                     "license": licenses.NOASSERTION, "license_refs": {}, "kind": "module",
+                    "supplier": ("Organization", VENDOR, None),
                     "summary": m["summary"], "depends": []})
     return out
 
@@ -372,7 +431,7 @@ def spdx_json(facts: dict, image: dict) -> bytes:
     info = CreationInfo(
         "SPDX-2.3", "SPDXRef-DOCUMENT", f"{image['reference']} SBOM",
         f"https://spdx.org/spdxdocs/runtime/{_id(image['reference'])}-{identity}",
-        [tool, Actor(ActorType.ORGANIZATION, "Runtime")], created,
+        [tool, Actor(ActorType.ORGANIZATION, VENDOR)], created,
         creator_comment="Made at build time from the locks and the build graph, not by "
                         "scanning the image.")
 
@@ -381,8 +440,16 @@ def spdx_json(facts: dict, image: dict) -> bytes:
             return SpdxNoAssertion()
         return licenses._licensing().parse(expression)
 
+    def actor(who: tuple[str, str, str | None]):
+        kind, name, email = who
+        return Actor(ActorType.ORGANIZATION if kind == "Organization" else ActorType.PERSON,
+                     name, email)
+
+    vendor = actor(("Organization", VENDOR, None))
+
     image_pkg = Package("SPDXRef-image", repo, SpdxNoAssertion(), version=tag,
-                        files_analyzed=False, primary_package_purpose=PackagePurpose.CONTAINER,
+                        files_analyzed=False, supplier=vendor,
+                        primary_package_purpose=PackagePurpose.CONTAINER,
                         license_concluded=SpdxNoAssertion(), license_declared=SpdxNoAssertion(),
                         copyright_text=SpdxNoAssertion(),
                         comment=f"Runtime {image['version']} ({image['flavor']}), line "
@@ -401,6 +468,9 @@ def spdx_json(facts: dict, image: dict) -> bytes:
             checksums=[Checksum(ChecksumAlgorithm.SHA256, p["sha256"])] if p["sha256"] else [],
             license_concluded=SpdxNoAssertion(), license_declared=license_of(p["license"]),
             copyright_text=SpdxNoAssertion(), external_references=refs,
+            supplier=actor(p["supplier"]),
+            comment="no Maintainer or Author in its METADATA: the supplier is the PyPI project"
+            if p.get("supplier_unnamed") else None,
             summary=p.get("summary") or None, license_comment=p.get("license_comment") or None,
             primary_package_purpose=PackagePurpose.LIBRARY if p["kind"] != "module"
             else PackagePurpose.APPLICATION))
@@ -412,6 +482,7 @@ def spdx_json(facts: dict, image: dict) -> bytes:
             vid = f"SPDXRef-{v['id']}"
             pkgs.append(Package(
                 vid, v["name"], SpdxNoAssertion(), version=v["version"], files_analyzed=False,
+                supplier=actor(v["supplier"]),
                 license_concluded=SpdxNoAssertion(), license_declared=license_of(v["license"]),
                 copyright_text=SpdxNoAssertion(),
                 external_references=[ExternalPackageRef(
@@ -425,6 +496,7 @@ def spdx_json(facts: dict, image: dict) -> bytes:
             pkgs.append(Package(
                 up, p["name"], p["url"], version=patched["upstream_version"],
                 file_name=patched["upstream_filename"], files_analyzed=False,
+                supplier=actor(p["supplier"]),
                 checksums=[Checksum(ChecksumAlgorithm.SHA256, patched["upstream_sha256"])],
                 license_concluded=SpdxNoAssertion(), license_declared=license_of(p["license"]),
                 copyright_text=SpdxNoAssertion(),
@@ -458,6 +530,7 @@ def cyclonedx_json(facts: dict, image: dict) -> bytes:
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import (Component, ComponentType, Diff, Patch,
                                            PatchClassification, Pedigree)
+    from cyclonedx.model.contact import OrganizationalContact, OrganizationalEntity
     from cyclonedx.model.issue import IssueClassification, IssueType
     from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
     from cyclonedx.output.json import JsonV1Dot5
@@ -465,7 +538,13 @@ def cyclonedx_json(facts: dict, image: dict) -> bytes:
 
     identity = seed(facts, image)
     repo, _, tag = image["reference"].rpartition(":")
+    def entity(who: tuple[str, str, str | None]) -> OrganizationalEntity:
+        kind, name, email = who
+        return OrganizationalEntity(name=name, contacts=[OrganizationalContact(
+            name=name if kind == "Person" else None, email=email)] if email else [])
+
     root = Component(name=repo, version=tag, type=ComponentType.CONTAINER, bom_ref="image",
+                     supplier=entity(("Organization", VENDOR, None)),
                      description=f"Runtime {image['version']} ({image['flavor']})")
 
     def licenses_of(p):
@@ -505,7 +584,7 @@ def cyclonedx_json(facts: dict, image: dict) -> bytes:
                 notes=f"apache-airflow {patched['upstream_version']} with "
                       f"{len(patched['patches'])} backported patch(es)")
         components[p["id"]] = Component(
-            name=p["name"], version=p["version"], bom_ref=p["id"],
+            name=p["name"], version=p["version"], bom_ref=p["id"], supplier=entity(p["supplier"]),
             type=ComponentType.LIBRARY if p["kind"] != "module" else ComponentType.APPLICATION,
             purl=PackageURL.from_string(p["purl"]) if p["purl"] else None,
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=p["sha256"])]
@@ -513,7 +592,7 @@ def cyclonedx_json(facts: dict, image: dict) -> bytes:
             description=p.get("summary") or None, pedigree=pedigree,
             components=[Component(
                 name=v["name"], version=v["version"], bom_ref=v["id"],
-                purl=PackageURL.from_string(v["purl"]),
+                purl=PackageURL.from_string(v["purl"]), supplier=entity(v["supplier"]),
                 licenses=licenses_of(v) if v["license"] != licenses.NOASSERTION else [],
                 properties=[Property(name="runtime:vendored-path", value=v["path"])])
                 for v in p.get("vendored", [])])

