@@ -152,15 +152,15 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None, signing_k
     final = _user_path(out) if out else root / "out" / f"release-{plan.version}"
     final = output.check_folder(final, lambda _: False, "a folder of released images")
     releasing.check_patches(proj, plan)
-    head, _ = releasing.check_clean(root)
+    started = commits.checkout_state(root)
     commits.check_tag_free(root, plan.version)
     who = commits.identity(root)
     print(f"releasing {plan.version} (line {plan.new_line}, from {plan.old_version})")
     cache = default_cache()
-    with releasing.scratch_clone(root, head, cache) as copy:
-        releasing.apply_edits(copy, plan)
-        release = commits.commit_all(
-            copy, f"Release Runtime {plan.version} (line {plan.new_line})", who)
+    with releasing.scratch_clone(root, started.commit, cache) as copy:
+        edited_files = releasing.apply_edits(copy, plan)
+        release = commits.commit_paths(
+            copy, edited_files, f"Release Runtime {plan.version} (line {plan.new_line})", who)
         edited = project.load(copy)
         with report.status("gate 1/3: lock check"):
             releasing.check_locks(edited, plan.new_line)
@@ -172,23 +172,22 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None, signing_k
             summary = releasing.check_images(copy, plan.new_line, tests, host, digests,
                                              plan.version)
         print(f"image tests of line {plan.new_line}: {summary}")
-        releasing.check_clean(root)
         data = releasing.facts(edited, plan.new_line, digests, today, release)
         data["provenance_keyid"] = key.keyid if key else None
         previous = releasing.latest(root, plan.new_line) or releasing.latest(root, plan.line)
         img = edited.image(edited.line(plan.new_line))
         entry = releasing.notes_entry(data, previous, img)
-        releasing.write_record(copy, data, entry)
-        recorded = commits.commit_all(copy, f"Record Runtime {plan.version}: digests and notes",
-                                      who)
-        # images first, then the commits: a failure on the way leaves no new version in the
-        # checkout without its record
+        recorded = commits.commit_paths(
+            copy, releasing.write_record(copy, data, entry),
+            f"Record Runtime {plan.version}: digests and notes", who)
+        # the commits first (refused with nothing changed if the checkout moved), the images
+        # last: images can be built again from the tag, a release commit lost cannot
+        commits.publish(root, copy, release, recorded, plan.version, started)
         final.parent.mkdir(parents=True, exist_ok=True)
         output.check_folder(final, lambda _: False, "a folder of released images")
         if final.exists():
             final.rmdir()  # empty, checked again just now
         shutil.move(staged, final)
-        commits.publish(root, copy, release, recorded, plan.version, head)
     print(entry)
     report.table(f"Runtime {plan.version}", ("image", "digest"),
                  [(", ".join(policy.reference(img, t) for t in (
@@ -198,6 +197,9 @@ def release(c, runtime, bump="patch", lts=False, tests=None, out=None, signing_k
     print(f"images: {final}; record: {releasing.RECORDS}/{plan.version}.json; "
           f"notes: {releasing.NOTES}; tag: {commits.tag_name(plan.version)} "
           f"({release[:12]}); the record commit {recorded[:12]} is on top (not pushed)")
+    print(f"publish: git push origin {started.branch.removeprefix('refs/heads/')} "
+          f"{commits.tag_name(plan.version)}; invoke push --from {final} --to REGISTRY/REPO "
+          "(these very images: a build of HEAD would name the record commit)")
 
 
 @task(help={"runtime": "the Runtime line whose lock to verify (default: all Airflow versions)"})

@@ -157,12 +157,14 @@ def edit_build(root: Path, p: Plan) -> tuple[Path, str]:
     raise UserError(f"no BUILD file declares runtime_line \"{p.line}\"")
 
 
-def apply_edits(root: Path, p: Plan) -> None:
+def apply_edits(root: Path, p: Plan) -> list[str]:
+    """Write the release's edits into ``root``; return the files edited (relative paths)."""
     path, text = edit_build(root, p)
     atomic.write_text(path, text)
     policy = support.load(root)
     policy[p.new_line] = support.Support(p.lts, p.supported_until)
     support.save(root, policy)
+    return [str(Path(path).relative_to(root)), support.POLICY]
 
 
 # Facts and notes ----------------------------------------------------------------------------
@@ -254,13 +256,15 @@ def notes_entry(new: dict, old: dict | None, img: RuntimeImage) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_record(root: Path, data: dict, entry: str) -> None:
+def write_record(root: Path, data: dict, entry: str) -> list[str]:
+    """Write the record and the notes' new entry; return the files written (relative)."""
     atomic.write_text(Path(root) / RECORDS / f"{data['version']}.json",
                       json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     notes = Path(root) / NOTES
     body = notes.read_text(encoding="utf-8").removeprefix(NOTES_TITLE).lstrip("\n") \
         if notes.exists() else ""
     atomic.write_text(notes, NOTES_TITLE + "\n" + entry + ("\n" + body if body else ""))
+    return [f"{RECORDS}/{data['version']}.json", NOTES]
 
 
 # Gates -------------------------------------------------------------------------------------
@@ -306,27 +310,6 @@ def check_patches(proj: Project, p: Plan) -> None:
         raise UserError(f"refused: the backports of Airflow {airflow} changed since "
                         f"{previous['version']}, but it is still {version}: raise `revision` "
                         f"in {patchset.label if patchset else 'its airflow_patches target'}")
-
-
-def git_state(root: Path) -> tuple[str, str]:
-    """(HEAD, `git status --porcelain`) of the checkout."""
-    def git(*args):
-        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise UserError(f"refused: {root} is not a git checkout (a release records the "
-                            f"commit it is built from): {proc.stderr.strip()}")
-        return proc.stdout
-
-    return git("rev-parse", "HEAD").strip(), git("status", "--porcelain")
-
-
-def check_clean(root: Path) -> tuple[str, str]:
-    state = git_state(root)
-    if state[1]:
-        changed = ", ".join(line[3:] for line in state[1].splitlines()[:5])
-        raise UserError("refused: the checkout has uncommitted changes (" + changed + "); a "
-                        "release is built from a commit: commit or stash them first")
-    return state
 
 
 def check_locks(proj: Project, line_name: str) -> None:
@@ -376,15 +359,18 @@ def check_images(copy: Path, line_name: str, tests: str | None, docker_host: str
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise UserError(f"refused: the image tests of line {line_name} failed:\n{tail}")
-    if (tested / "index.json").exists():
-        index = json.loads((tested / "index.json").read_text())
-        refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
-                for m in index["manifests"] if "artifactType" not in m}  # (not the SBOMs)
-        proj = project.load(copy)
-        img = proj.image(proj.line(line_name))
-        for flavor, digest in digests.items():
-            tested_digest = refs.get(policy.tag(img, version, flavor))
-            if tested_digest != digest:
-                raise UserError(f"refused: the images tested ({tested_digest})"
-                                f" are not the ones built for release ({digest})")
+    if not (tested / "index.json").exists():
+        raise UserError(f"refused: the image tests selected ({tests!r}) built no image, so "
+                        "nothing says the images tested are the ones released: choose tests "
+                        "that run the images")
+    index = json.loads((tested / "index.json").read_text())
+    refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+            for m in index["manifests"] if "artifactType" not in m}  # (not the SBOMs)
+    proj = project.load(copy)
+    img = proj.image(proj.line(line_name))
+    for flavor, digest in digests.items():
+        tested_digest = refs.get(policy.tag(img, version, flavor))
+        if tested_digest != digest:
+            raise UserError(f"refused: the images tested ({tested_digest})"
+                            f" are not the ones built for release ({digest})")
     return (proc.stdout.strip().splitlines() or [""])[-1]
