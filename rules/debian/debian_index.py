@@ -77,23 +77,55 @@ def _pointer(cache: Path, mirror: str, suite: str, component: str, arch: str) ->
     return Path(cache) / INDEXES / f"{name}.json"
 
 
+def release_date(text: str):
+    """An InRelease ``Date`` as an aware datetime, or None when it is missing or unreadable."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(text) if text else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _remember(cache, mirror, suite, component, arch, sha256: str, release) -> None:
-    atomic.write_text(_pointer(cache, mirror, suite, component, arch), json.dumps(
+    """Remember the index just fetched, unless the archive served an InRelease older than the
+    one fetched before: that is a replayed (or rolled back) archive, and is refused."""
+    pointer = _pointer(cache, mirror, suite, component, arch)
+    date = release.get("Date", "")
+    try:
+        before = json.loads(pointer.read_text())["date"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = ""
+    new, old = release_date(date), release_date(before)
+    if new and old and new < old:
+        raise UserError(f"{mirror} {suite}: its InRelease is dated {date}, older than the one "
+                        f"fetched before ({before}): a replayed or rolled-back archive is "
+                        f"refused (if the mirror was changed on purpose, remove {pointer})")
+    atomic.write_text(pointer, json.dumps(
         {"archive": f"{mirror} {suite}", "component": component, "arch": arch,
-         "sha256": sha256, "date": release.get("Date", "")}, indent=2) + "\n")
+         "sha256": sha256, "date": date}, indent=2) + "\n")
+
+
+class IndexUnreadable(Exception):
+    """The remembered index cannot be read back from the cache (the message says why)."""
 
 
 def last_fetched(cache: Path, mirror: str, suite: str, component: str, arch: str,
                  fields: list[str] | None = None) -> tuple[str, list[dict[str, str]]] | None:
     """(InRelease's Date, the paragraphs) of the index last fetched for this archive, read from
-    the cache (offline); None if it was never fetched or is no longer in the cache."""
+    the cache (offline); None if it was never fetched; IndexUnreadable if the pointer or the
+    index in the cache is damaged or gone."""
+    path = _pointer(cache, mirror, suite, component, arch)
+    if not path.exists():
+        return None
     try:
-        pointer = json.loads(_pointer(cache, mirror, suite, component, arch).read_text())
-        data = download.cas_path(cache, pointer["sha256"]).read_bytes()
-    except (OSError, ValueError, KeyError):
-        return None
-    if hashlib.sha256(data).hexdigest() != pointer["sha256"]:
-        return None
-    return pointer["date"], parse_stanzas(lzma.decompress(data).decode("utf-8"), fields)
-
-
+        pointer = json.loads(path.read_text())
+        sha256, date = pointer["sha256"], str(pointer.get("date", ""))
+        data = download.cas_path(cache, sha256).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise IndexUnreadable(f"the cached index does not match its sha256 {sha256[:12]}")
+        return date, parse_stanzas(lzma.decompress(data).decode("utf-8"), fields)
+    except IndexUnreadable:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, lzma.LZMAError) as e:
+        raise IndexUnreadable(f"{path.name}: {type(e).__name__}: {e}") from None

@@ -21,12 +21,14 @@ files (no vulnerability database is reachable), and distributions vendored insid
 (pip's own, listed in the SBOM).
 """
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rules.common import atomic
@@ -49,13 +51,9 @@ NEVER_CHECKED = (
 class DebianFix:
     name: str
     locked: str
-    newer: str
-    archive: str  # "bullseye-security", ...
-
-    @property
-    def security(self) -> bool:
-        return self.archive.endswith("-security")
-
+    newer: str  # the newest version of any archive
+    archive: str  # where that newest version is ("bullseye-security", ...)
+    security: bool  # a -security archive has a version newer than the locked one
 
 @dataclass(frozen=True)
 class Advisory:
@@ -74,6 +72,8 @@ class Report:
     checked: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
     debian_checked: bool = False  # at least one index was compared with the lock
+    debian_complete: bool = False  # every archive's index was compared with the lock
+    python_complete: bool = False  # every pin of every lock audited had advisory data
 
     @property
     def pending(self) -> int:
@@ -82,41 +82,62 @@ class Report:
 
 # Debian ------------------------------------------------------------------------------------
 def debian_fixes(locked: list[dict], indexes: dict[str, list[dict]]) -> list[DebianFix]:
-    """The locked packages (name, version) an index (by archive name) has a newer version of;
-    the newest version found, and its archive."""
+    """The locked packages (name, version) an index (by archive name) has a newer version of:
+    the newest version found and its archive, and whether a -security archive has a newer
+    one (a point release may copy a security fix into the main suite: it is still one)."""
     newest: dict[str, tuple[str, str]] = {}
-    for archive, stanzas in indexes.items():
+    security: dict[str, str] = {}
+    for archive, stanzas in sorted(indexes.items()):
         for s in stanzas:
             name, version = s["Package"], s["Version"]
             best = newest.get(name)
             if best is None or debian_version.compare(version, best[0]) > 0:
                 newest[name] = (version, archive)
+            if archive.endswith("-security") and (
+                    name not in security or debian_version.compare(version, security[name]) > 0):
+                security[name] = version
     out = []
     for p in locked:
         found = newest.get(p["name"])
         if found and debian_version.compare(found[0], p["version"]) > 0:
-            out.append(DebianFix(p["name"], p["version"], found[0], found[1]))
+            fixed = security.get(p["name"])
+            out.append(DebianFix(p["name"], p["version"], found[0], found[1], bool(
+                fixed and debian_version.compare(fixed, p["version"]) > 0)))
     return out
 
 
-def audit_debian(project: Project, cache: Path, report: Report) -> None:
+def audit_debian(project: Project, cache: Path, report: Report,
+                 today: datetime | None = None) -> None:
     source = project.debian
     locked = debian_lock.load(project)["packages"]
     indexes: dict[str, list[dict]] = {}
+    today = today or datetime.now(timezone.utc)
+    missing = 0
     for mirror, suite in source.archives:
         for component in source.components:
-            got = debian_index.last_fetched(cache, mirror, suite, component, source.arch,
-                                            ["Package", "Version"])
+            where = f"Debian {suite} {component}/{source.arch}"
+            try:
+                got = debian_index.last_fetched(cache, mirror, suite, component, source.arch,
+                                                ["Package", "Version"])
+            except debian_index.IndexUnreadable as e:
+                report.not_checked.append(f"{where}: the index in the cache cannot be read "
+                                          f"({e}); run `invoke audit --refresh`")
+                missing += 1
+                continue
             if got is None:
                 report.not_checked.append(
-                    f"Debian {suite} {component}/{source.arch}: its index was never fetched "
-                    "into this cache (run `invoke audit --refresh`, which needs the network)")
+                    f"{where}: its index was never fetched into this cache (run `invoke audit "
+                    "--refresh`, which needs the network)")
+                missing += 1
                 continue
             date, stanzas = got
             indexes.setdefault(suite, []).extend(stanzas)
-            report.checked.append(f"Debian {suite} {component}/{source.arch}: index of {date}")
+            when = debian_index.release_date(date)
+            age = f", {(today - when).days} days old" if when else ""
+            report.checked.append(f"{where}: index of {date}{age}")
     if indexes:
         report.debian_checked = True
+        report.debian_complete = missing == 0
         report.debian = debian_fixes(locked, indexes)
         known = {s["Package"] for stanzas in indexes.values() for s in stanzas}
         gone = sorted(p["name"] for p in locked if p["name"] not in known)
@@ -157,48 +178,67 @@ def _get_json(url: str, timeout: float = 30) -> dict:
         return json.loads(response.read())
 
 
+NETWORK_ERRORS = (urllib.error.URLError, TimeoutError, ConnectionError, ValueError,
+                  http.client.HTTPException)
+
+
 def refresh_python(project: Project, airflows: list[str], cache: Path,
                    url: str = ADVISORIES_URL) -> dict:
-    """Fetch (network) the advisories of every pin of ``airflows``, keep them in the cache and
-    return the snapshot. A source that cannot answer for a published pin (Airflow's own) is
-    recorded as unusable, with the reason, rather than asked 600 times."""
+    """Fetch (network) the advisories of every pin of ``airflows`` and merge them into the
+    snapshot kept in the cache (pins not asked, or whose request failed, keep what was fetched
+    before, with its date); return the snapshot. A source that cannot answer for a published
+    pin (Airflow's own) is recorded as unusable, with the reason, rather than asked 600
+    times."""
     wanted = sorted({p for airflow in airflows for p in pins(project, airflow)})
-    snapshot = {"source": url, "fetched": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "unusable": None, "advisories": {}}
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    old = _load_snapshot(cache) or {}
+    kept = old.get("advisories", {}) if old.get("source") == url else {}
+    refresh = {"when": now, "unusable": None, "failed": []}
     probe = next(((n, v) for n, v in wanted if n == "apache-airflow"), wanted[0])
     try:
         _get_json(url.format(name=probe[0], version=probe[1]))
-    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as e:
-        snapshot["unusable"] = (f"{url.format(name=probe[0], version=probe[1])} (a published "
-                                f"version) could not be read: {e}")
+    except NETWORK_ERRORS as e:
+        refresh["unusable"] = (f"{url.format(name=probe[0], version=probe[1])} (a published "
+                               f"version) could not be read: {e}")
         wanted = []
 
     def one(pin):
         try:
             return pin, _get_json(url.format(name=pin[0], version=pin[1])), None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as e:
+        except NETWORK_ERRORS as e:
             return pin, None, str(e)
 
-    failed = []
+    fresh = {}
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         for (name, version), document, error in pool.map(one, wanted):
             if document is None:
-                failed.append(f"{name}=={version} ({error})")
+                refresh["failed"].append(f"{name}=={version} ({error})")
                 continue
-            snapshot["advisories"][f"{name}=={version}"] = [
-                a.__dict__ for a in advisories_of(name, version, document)]
-    snapshot["failed"] = failed
-    path = Path(cache) / SNAPSHOT
-    old = _load_snapshot(cache) or {}
-    if snapshot["unusable"] is None or not old.get("advisories"):
-        atomic.write_text(path, json.dumps(snapshot, indent=1, sort_keys=True) + "\n")
+            fresh[f"{name}=={version}"] = {"fetched": now, "advisories": [
+                a.__dict__ for a in advisories_of(name, version, document)]}
+    snapshot = {"source": url, "advisories": {**kept, **fresh}, "last_refresh": refresh}
+    atomic.write_text(Path(cache) / SNAPSHOT, json.dumps(snapshot, indent=1, sort_keys=True)
+                      + "\n")
     return snapshot
 
 
 def _load_snapshot(cache: Path) -> dict | None:
+    """The advisory snapshot, or None if there is none or it is not one (a damaged snapshot is
+    treated as none: `--refresh` writes it again)."""
     try:
-        return json.loads((Path(cache) / SNAPSHOT).read_text(encoding="utf-8"))
+        data = json.loads((Path(cache) / SNAPSHOT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    ok = isinstance(data, dict) and isinstance(data.get("advisories"), dict) and \
+        isinstance(data.get("last_refresh"), dict)
+    return data if ok else None
+
+
+def _advisories(entry) -> list[Advisory] | None:
+    try:
+        return [Advisory(a["name"], a["locked"], a["id"], tuple(a["aliases"]),
+                         tuple(a["fixed_in"]), a["summary"]) for a in entry["advisories"]]
+    except (KeyError, TypeError):
         return None
 
 
@@ -208,28 +248,38 @@ def audit_python(project: Project, airflows: list[str], cache: Path, report: Rep
         report.not_checked.append("Python advisories: never fetched into this cache (run "
                                   "`invoke audit --refresh`, which needs the network)")
         return
-    if snapshot.get("unusable"):
-        report.not_checked.append(f"Python advisories: the source was not usable at the last "
-                                  f"refresh ({snapshot['fetched']}): {snapshot['unusable']}")
-        return
+    last = snapshot["last_refresh"]
+    if last.get("unusable"):
+        report.not_checked.append(f"Python advisories: the last refresh ({last.get('when')}) "
+                                  f"could not use the source: {last['unusable']}")
     known = snapshot["advisories"]
+    complete = True
     for airflow in airflows:
-        missing = []
-        found = []
+        missing, found, dates = [], [], set()
         for name, version in pins(project, airflow):
-            entries = known.get(f"{name}=={version}")
-            if entries is None:
+            entry = known.get(f"{name}=={version}")
+            advisories = _advisories(entry) if entry is not None else None
+            if advisories is None:
                 missing.append(f"{name}=={version}")
                 continue
-            found += [Advisory(**dict(e, aliases=tuple(e["aliases"]),
-                                      fixed_in=tuple(e["fixed_in"]))) for e in entries]
+            found += advisories
+            dates.add(entry.get("fetched", "?"))
+        if len(missing) == len(pins(project, airflow)):
+            complete = False
+            continue  # (said above, or below: nothing of this lock was checked)
         report.python[airflow] = found
         report.checked.append(f"Python lock of Airflow {airflow}: advisories from "
-                              f"{snapshot['source'].split('/{name}')[0]} of {snapshot['fetched']}")
+                              f"{snapshot['source'].split('/{name}')[0]} fetched "
+                              f"{min(dates)}" + (f" to {max(dates)}" if len(dates) > 1 else ""))
         if missing:
+            complete = False
             report.not_checked.append(f"Python lock of Airflow {airflow}: no advisory data for "
                                       f"{len(missing)} pins ({', '.join(missing[:8])}"
                                       f"{', ...' if len(missing) > 8 else ''})")
+    if not report.python and not last.get("unusable"):
+        report.not_checked.append("Python advisories: none fetched for these locks (run "
+                                  "`invoke audit --refresh`)")
+    report.python_complete = complete and bool(report.python)
 
 
 def audit(project: Project, airflows: list[str], cache: Path) -> Report:

@@ -34,6 +34,16 @@ def test_a_newer_version_in_any_index_is_a_fix_and_the_newest_is_named():
     assert (fixes["tzdata"].newer, fixes["tzdata"].security) == ("2025b-0+deb11u1", False)
 
 
+def test_a_security_fix_stays_one_when_a_point_release_has_it_or_a_newer_version():
+    indexes = {"bullseye": [{"Package": "curl", "Version": "7.74.0-1.3+deb11u3"}],
+               "bullseye-security": [{"Package": "curl", "Version": "7.74.0-1.3+deb11u2"}]}
+    [fix] = audit.debian_fixes(LOCKED[:1], indexes)
+    assert (fix.newer, fix.archive, fix.security) == ("7.74.0-1.3+deb11u3", "bullseye", True)
+    indexes["bullseye"][0]["Version"] = "7.74.0-1.3+deb11u2"  # (the same version in both)
+    [fix] = audit.debian_fixes(LOCKED[:1], indexes)
+    assert fix.security
+
+
 def document(*vulns):
     return {"info": {}, "vulnerabilities": list(vulns)}
 
@@ -87,7 +97,8 @@ def advisory_server():
 def test_advisories_are_fetched_kept_and_read_back_offline(advisory_server, tmp_path):
     proj = project.load(REPO)
     snapshot = audit.refresh_python(proj, ["2.2.4"], tmp_path, advisory_server["url"])
-    assert snapshot["unusable"] is None and snapshot["failed"] == []
+    assert snapshot["last_refresh"]["unusable"] is None
+    assert snapshot["last_refresh"]["failed"] == []
     asked = advisory_server["requests"]
     assert asked == len(advisory_server["pins"]) + 1  # every pin, and the probe
     report = audit.Report()
@@ -97,6 +108,7 @@ def test_advisories_are_fetched_kept_and_read_back_offline(advisory_server, tmp_
     assert (found.name, found.locked, found.id) == \
         ("apache-airflow", advisory_server["pins"]["apache-airflow"], "PYSEC-2022-TEST")
     assert report.not_checked == [] and "advisories from http://127.0.0.1" in report.checked[0]
+    assert report.python_complete
 
 
 def test_an_unusable_source_is_asked_once_and_reported_as_not_checked(advisory_server,
@@ -104,11 +116,12 @@ def test_an_unusable_source_is_asked_once_and_reported_as_not_checked(advisory_s
     proj = project.load(REPO)
     advisory_server["status"] = 404
     snapshot = audit.refresh_python(proj, ["2.2.4"], tmp_path, advisory_server["url"])
-    assert "HTTP Error 404" in snapshot["unusable"] and advisory_server["requests"] == 1
+    assert "HTTP Error 404" in snapshot["last_refresh"]["unusable"]
+    assert advisory_server["requests"] == 1
     report = audit.Report()
     audit.audit_python(proj, ["2.2.4"], tmp_path, report)
-    assert report.python == {}
-    assert "Python advisories: the source was not usable" in report.not_checked[0]
+    assert report.python == {} and not report.python_complete
+    assert "could not use the source" in report.not_checked[0]
     assert "HTTP Error 404" in report.not_checked[0]
 
 
@@ -120,6 +133,57 @@ def test_a_failed_refresh_keeps_the_advisories_fetched_before(advisory_server, t
     report = audit.Report()
     audit.audit_python(proj, ["2.2.4"], tmp_path, report)
     assert [a.id for a in report.python["2.2.4"]] == ["PYSEC-2022-TEST"]
+
+
+def test_pins_that_failed_keep_what_was_fetched_before(advisory_server, tmp_path):
+    proj = project.load(REPO)
+    audit.refresh_python(proj, ["2.2.4"], tmp_path, advisory_server["url"])
+    pins = advisory_server["pins"]
+    count = len(pins)
+    airflow = pins["apache-airflow"]
+    pins.clear()
+    pins["apache-airflow"] = airflow  # (the server now answers 404 for every other pin)
+    snapshot = audit.refresh_python(proj, ["2.2.4"], tmp_path, advisory_server["url"])
+    assert len(snapshot["last_refresh"]["failed"]) == count - 1
+    report = audit.Report()
+    audit.audit_python(proj, ["2.2.4"], tmp_path, report)
+    assert [a.id for a in report.python["2.2.4"]] == ["PYSEC-2022-TEST"]
+    assert report.python_complete  # every pin has data: fetched now or before
+    # another source: what the first one said is not used for it
+    audit.refresh_python(proj, ["2.2.4"], tmp_path, advisory_server["url"] + "?mirror=2")
+    report = audit.Report()
+    audit.audit_python(proj, ["2.2.4"], tmp_path, report)
+    assert not report.python_complete
+    assert f"no advisory data for {count - 1} pins" in "\n".join(report.not_checked)
+
+
+@pytest.mark.parametrize("damage", ["[1]", "{}", '{"sha256": "00", "date": "x"}', "not json"])
+def test_a_damaged_index_pointer_is_said_not_a_traceback(tmp_path, damage):
+    from rules.debian import debian_index
+
+    proj = project.load(REPO)
+    mirror, suite = proj.debian.archives[-1]
+    pointer = debian_index._pointer(tmp_path, mirror, suite, "main", proj.debian.arch)
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text(damage)
+    report = audit.audit(proj, ["2.2.4"], tmp_path)
+    assert not report.debian_complete
+    assert any(f"Debian {suite} main/" in line and "cannot be read" in line
+               for line in report.not_checked), report.not_checked
+
+
+def test_an_older_inrelease_than_the_one_fetched_before_is_refused(tmp_path):
+    from rules.common.errors import UserError
+    from rules.debian import debian_index
+
+    newer = {"Date": "Sat, 12 Sep 2026 09:27:08 UTC"}
+    older = {"Date": "Sat, 09 Aug 2025 08:55:05 UTC"}
+    args = (tmp_path, "http://deb.example", "s-security", "main", "amd64")
+    debian_index._remember(*args, "a" * 64, newer)
+    with pytest.raises(UserError, match="replayed or rolled-back archive"):
+        debian_index._remember(*args, "b" * 64, older)
+    assert "a" * 64 in debian_index._pointer(*args).read_text()
+    debian_index._remember(*args, "c" * 64, newer)  # (the same date again is fine)
 
 
 def test_nothing_fetched_says_so_for_every_archive(tmp_path):
