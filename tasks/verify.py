@@ -25,13 +25,15 @@ from rules.common.errors import UserError
                "(default: yes; --no-rebuild skips it)",
     "repo": "the git repository to clone the commit from (default: this checkout)",
     "tag": "check only this image of the layout (a tag or a digest)",
+    "release": "require each image to be the recorded release of its version (a build of "
+               "another commit carrying the version then fails instead of being skipped)",
     "username": "registry user (else the Docker config's credentials for the host)",
     "password_stdin": "read the password from standard input (with --username)",
     "ca_cert": "PEM file of the CA that signed the registry's certificate",
 })
 @user_errors
 def verify(c, image, public_key=None, allow_unsigned=False, rebuild=True, repo=None, tag=None,
-           username=None, password_stdin=False, ca_cert=None):
+           username=None, password_stdin=False, ca_cert=None, release=False):
     """Verify an image: its blobs, its attestations, the provenance's signature, that the SBOMs
     list exactly what the image holds, and that the commit it names rebuilds it bit for bit."""
     import os
@@ -68,7 +70,8 @@ def verify(c, image, public_key=None, allow_unsigned=False, rebuild=True, repo=N
         with report.status("verifying" + (" (rebuilding from the commit the provenance "
                                            "names)" if repo else "")):
             reports = verifying.verify_layout(layout, keys, allow_unsigned, repo, cache,
-                                              invoke, tag, checkout=str(root))
+                                              invoke, tag, checkout=str(root),
+                                              release=release)
     for r in reports:
         report.table(f"verify {r.image}", ("check", "verdict", "detail"),
                      [(ch.name, ch.verdict, ch.detail) for ch in r.checks])

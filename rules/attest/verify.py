@@ -20,10 +20,11 @@ layout first, each checked against its digest). Per image, each check gives a ve
    the fetched inputs (rules.fetch.locked_inputs.cache_of_fetched): the image digest must be
    the same, and so must the SBOMs. Skipped with ``rebuild=False``.
 7. ``release``: when the checkout holds a release record of the image's Runtime version
-   (rules.release), the record lists this digest for the flavor and names the commit the
-   provenance names, and the tag ``runtime-VERSION`` points at that commit: the image is the
-   release, and that tag rebuilds it. Skipped for a build that is not a recorded release (no
-   record of its version, or a record of another commit: a development build after it).
+   (rules.release; in any of its refs), the record lists this digest for the flavor and names
+   the commit the provenance names, and the tag ``runtime-VERSION`` points at that commit: the
+   image is the release, built from that tag. Skipped for a build that is not a recorded
+   release (no record of its version, or a record of another commit: a development build
+   after it, which carries the version it follows), unless ``release`` is asked: then it fails.
 
 Every expected failure is a failed check with its reason, never a traceback; the task exits
 non-zero when any check fails.
@@ -421,27 +422,39 @@ def _git(root: str, *args: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def release_check(checkout: str, statement: dict, digest: str) -> Check:
-    """Whether the image is a recorded release of ``checkout`` (see the module docstring)."""
+def release_check(checkout: str, statement: dict, digest: str, required: bool = False
+                  ) -> Check:
+    """Whether the image is a recorded release of ``checkout`` (see the module docstring).
+    The record is looked for in every ref of the checkout (after `git checkout runtime-V` it
+    is in a later commit). ``required``: an image that is not a recorded release fails."""
     from rules.release.releases import RECORDS
 
-    build = statement["predicate"]["buildDefinition"]
-    version = build["internalParameters"].get("runtimeVersion")
-    flavor = build["externalParameters"]["flavor"]
-    commit = build["externalParameters"]["source"]["commit"]
-    text = _git(checkout, "show", f"HEAD:{RECORDS}/{version}.json")
+    def not_release(detail: str) -> Check:
+        return Check("release", False if required else None, detail)
+
+    try:
+        build = statement["predicate"]["buildDefinition"]
+        version = str(build["internalParameters"]["runtimeVersion"])
+        flavor = build["externalParameters"]["flavor"]
+        commit = build["externalParameters"]["source"]["commit"]
+    except (KeyError, TypeError):
+        return Check("release", False, "the provenance names no Runtime version, flavor or "
+                                       "commit")
+    path = f"{RECORDS}/{version}.json"
+    added = (_git(checkout, "log", "--all", "--diff-filter=A", "-1", "--format=%H", "--",
+                  path) or "").strip()
+    text = _git(checkout, "show", f"{added}:{path}") if added else None
     if text is None:
-        return Check("release", None, f"no release record of {version} in {checkout} (a "
-                                      "build, not a release)")
+        return not_release(f"no release record of {version} in {checkout} (a build, not a "
+                           "release)")
     try:
         record = json.loads(text)
-    except ValueError as e:
-        return Check("release", False, f"{RECORDS}/{version}.json cannot be read: {e}")
-    recorded = record.get("digests", {}).get(flavor)
-    if record.get("built_from") != commit:  # a build of another commit: not this release
-        return Check("release", None, f"not release {version} itself: that was built from "
-                                      f"{str(record.get('built_from'))[:12]}, this image from "
-                                      f"{commit[:12]}")
+        recorded, built_from = record["digests"].get(flavor), record["built_from"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        return Check("release", False, f"{path} cannot be read: {e}")
+    if built_from != commit:  # a build of another commit: not this release
+        return not_release(f"NOT release {version}: that was built from {str(built_from)[:12]}, "
+                           f"this image from {str(commit)[:12]}")
     if recorded != digest:
         return Check("release", False, f"release {version} recorded {flavor} as "
                                        f"{str(recorded)[:19]}, this image of the same commit "
@@ -460,9 +473,10 @@ def release_check(checkout: str, statement: dict, digest: str) -> Check:
 
 def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, cache: Path,
                   invoke: list[str], only: str | None = None,
-                  checkout: str | None = None) -> list[Report]:
+                  checkout: str | None = None, release: bool = False) -> list[Report]:
     """Every image of ``layout`` checked; ``repo``: where to clone the commit to rebuild from
-    (None: no rebuild); ``checkout``: the git checkout whose release records to compare with."""
+    (None: no rebuild); ``checkout``: the git checkout whose release records to compare with;
+    ``release``: every image must be a recorded release."""
     reports = []
     rebuilt: dict[str, tuple[dict | None, str]] = {}  # commit -> (result, error)
     images = layout.images()
@@ -508,8 +522,12 @@ def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, 
                         checks.append(Check("rebuild", True, (
                             f"commit {commit[:12]} rebuilt in a scratch clone with a fresh "
                             f"cache: the same image digest and SBOMs")))
-        if checkout and statement is not None:
-            checks.append(release_check(checkout, statement, digest))
+        if checkout and statement is not None and not any(
+                c.ok is False for c in checks if c.name in ("signature", "provenance")):
+            checks.append(release_check(checkout, statement, digest, release))
+        elif release:
+            checks.append(Check("release", False, "no trusted provenance to compare with the "
+                                                  "release records"))
         reports.append(Report(name, checks))
     return reports
 

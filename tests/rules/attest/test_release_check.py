@@ -29,12 +29,13 @@ def released(tmp_path) -> tuple[Path, str]:
     root.mkdir()
     git(root, "init", "--quiet")
     (root / "BUILD").write_text('version = "4.2.9"\n')
-    release = commits.commit_all(root, "Release 4.2.9", WHO)
+    git(root, "add", "BUILD")
+    release = commits.commit_paths(root, ["BUILD"], "Release 4.2.9", WHO)
     record = root / RECORDS / "4.2.9.json"
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({"version": "4.2.9", "built_from": release,
                                   "tag": "runtime-4.2.9", "digests": {"onbuild": DIGEST}}))
-    commits.commit_all(root, "Record 4.2.9", WHO)
+    commits.commit_paths(root, [f"{RECORDS}/4.2.9.json"], "Record 4.2.9", WHO)
     git(root, "tag", "runtime-4.2.9", release)
     return root, release
 
@@ -60,7 +61,25 @@ def test_the_same_commit_with_another_digest_fails(released):
 def test_a_build_of_another_commit_is_not_the_release(released):
     root, _ = released
     check = release_check(str(root), statement("c" * 40), "sha256:" + "b" * 64)
-    assert check.ok is None and "not release 4.2.9 itself" in check.detail
+    assert check.ok is None and "NOT release 4.2.9" in check.detail
+    required = release_check(str(root), statement("c" * 40), "sha256:" + "b" * 64, True)
+    assert required.ok is False and "NOT release 4.2.9" in required.detail
+
+
+def test_the_record_is_found_with_the_tag_checked_out(released):
+    root, release = released
+    git(root, "checkout", "--quiet", "runtime-4.2.9")  # (the record is in the commit after)
+    check = release_check(str(root), statement(release), DIGEST, True)
+    assert check.ok is True, check.detail
+
+
+@pytest.mark.parametrize("bad", [{}, {"predicate": []}, {"_type": "x", "subject": []},
+                                 {"predicate": {"buildDefinition": {
+                                     "externalParameters": {}, "internalParameters": {}}}}])
+def test_a_malformed_provenance_fails_the_check_without_a_traceback(released, bad):
+    root, _ = released
+    check = release_check(str(root), bad, DIGEST)
+    assert check.ok is False and "names no Runtime version" in check.detail
 
 
 def test_no_record_of_the_version_is_a_build_not_a_release(released):
