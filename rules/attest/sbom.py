@@ -181,37 +181,59 @@ def _metadata(raw: dict) -> dict:
             "summary": raw.get("summary") or "", "supplier": _named(raw)}
 
 
-def _named(raw: dict) -> str:
-    """Who supplies a distribution, from its METADATA: Maintainer, else Author (a name), else
-    Maintainer-email, else Author-email ("Name <address>" or an address); "" when none."""
-    for key in ("maintainer", "author", "maintainer_email", "author_email"):
-        value = " ".join((raw.get(key) or "").split())
-        if value and value.upper() not in ("UNKNOWN", "NONE"):
-            return value
-    return ""
+def _named(raw: dict) -> dict:
+    """Who supplies a distribution, from its METADATA: Maintainer (with Maintainer-email),
+    else Author (with Author-email); {"name": "", "email": None} when none names anyone."""
+    for names, emails in ((raw.get("maintainer"), raw.get("maintainer_email")),
+                          (raw.get("author"), raw.get("author_email"))):
+        name, email = contact(names or "", emails or "")
+        if name:
+            return {"name": name, "email": email}
+    return {"name": "", "email": None}
+
+
+EMAIL = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\"]+")
+NOBODY = ("", "UNKNOWN", "NONE", "N/A")
+
+
+def contact(names: str, emails: str) -> tuple[str, str | None]:
+    """(name, e-mail or None) from a name field (a plain name, never split: "Doe, John" is one
+    person) and an address field ("Name <addr>", several comma-separated, or bare addresses;
+    parsed by email.utils). An address is kept only if it looks like one (the CycloneDX
+    schema validates it); with no name, the first address's display name, else the address."""
+    from email.utils import getaddresses
+
+    name = " ".join(names.split())
+    if name.upper() in NOBODY:
+        name = ""
+    found = [(n.strip(), a.strip()) for n, a in getaddresses([emails])] if emails.strip() \
+        else []
+    email = next((a for _, a in found if EMAIL.fullmatch(a)), None)
+    if not name and found:
+        name = found[0][0] or email or ""
+    return name, email
 
 
 ORGANIZATION = re.compile(r"\b(team|maintainers|developers|authors|contributors|project|"
                           r"foundation|group|inc|llc|ltd|corp|corporation|community|"
-                          r"google|amazon|microsoft|snowflake|databricks|apache|python)\b|"
-                          r"lists\.|@(?:googlegroups|python)\.", re.IGNORECASE)
+                          r"google|amazon|microsoft|snowflake|databricks|apache|python)\b",
+                          re.IGNORECASE)
 
 
-def supplier(text: str, fallback: str) -> tuple[str, str, str | None]:
-    """("Organization" or "Person", name, e-mail or None) of a Maintainer/Author field ("Name
-    <address>", "Name", "address", or several comma-separated: the first); a field naming a
-    team, a company or a mailing list is an organization. ``fallback`` (an organization's
-    name) when the field is empty."""
-    first = re.split(r",\s*(?![^<]*>)", text.strip())[0] if text.strip() else ""
-    m = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]+)>\s*', first)
-    name, email = (m.group(1).strip(), m.group(2).strip()) if m else (first.strip(), None)
-    if not name and email:
-        name = email
-    if "@" in name and email is None:
-        email = name
+def supplier(who, fallback: str) -> tuple[str, str, str | None]:
+    """("Organization" or "Person", name, e-mail or None) of a supplier: ``who`` is a Debian
+    Maintainer field ("Name <address>") or the {"name", "email"} of a Python distribution.
+    A name that says team, company or project is an organization (the name alone decides, not
+    the address's domain); brackets and quotes are taken out of it (SPDX writes the e-mail in
+    brackets after the name). ``fallback`` (an organization's name) when nobody is named."""
+    if isinstance(who, str):
+        name, email = contact("", who)
+    else:
+        name, email = (who or {}).get("name") or "", (who or {}).get("email")
+    name = " ".join(re.sub(r"[()<>\"]", " ", name).split())
     if not name:
         return "Organization", fallback, None
-    kind = "Organization" if ORGANIZATION.search(f"{name} {email or ''}") else "Person"
+    kind = "Organization" if ORGANIZATION.search(name) else "Person"
     return kind, name, email
 
 
@@ -395,13 +417,13 @@ def packages(facts: dict) -> list[dict]:
                     "license_refs": p["license_refs"], "kind": "pypi",
                     "filename": p["filename"], "summary": p["summary"],
                     "patched": p.get("patched"), "installed_wheel": p["installed_wheel"],
-                    "supplier": supplier(p.get("supplier", ""), f"PyPI project {p['name']}"),
-                    "supplier_unnamed": not p.get("supplier"),
+                    "supplier": supplier(p.get("supplier"), f"PyPI project {p['name']}"),
+                    "supplier_unnamed": not (p.get("supplier") or {}).get("name"),
                     "depends": [f"pypi-{_id(n)}" for n in p["depends"]],
                     "vendored": [{**v, "id": f"pypi-{_id(p['canonical'])}-vendored-"
                                             f"{_id(str(canonicalize_name(v['name'])))}",
                                   "purl": pypi_purl(v["name"], v["version"]),
-                                  "supplier": supplier(v.get("supplier", ""),
+                                  "supplier": supplier(v.get("supplier"),
                                                        f"PyPI project {v['name']}")}
                                  for v in p.get("vendored", [])]})
     for m in facts["modules"]:
