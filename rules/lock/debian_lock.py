@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rules.common import atomic
+from rules.fetch import download
 from rules.debian import debian_index, debian_version
 from rules.common.errors import StaleLockError, UserError
 from rules.load.model import DebianSource, Project
@@ -46,9 +47,12 @@ class Universe:
         # name -> version to take whenever an archive holds it, newer ones notwithstanding (an
         # architecture's lock follows the amd64 lock's versions where the mirror serves them)
         self.prefer = prefer or {}
+        self.unserved: set[str] = set()  # URLs the mirror does not serve: never chosen
 
     def add(self, stanza: dict, mirror: str) -> None:
         name = stanza["Package"]
+        if f"{mirror}/{stanza['Filename']}" in self.unserved:
+            return
         current = self.best.get(name)
         wanted = self.prefer.get(name)
         if current and wanted is not None:
@@ -154,10 +158,13 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
 
 
 def resolve_packages(source: DebianSource, arch: str, cache: Path,
-                     prefer: dict[str, str] | None = None) -> list[dict]:
+                     prefer: dict[str, str] | None = None,
+                     unserved: set[str] = frozenset()) -> list[dict]:
     """The lock's package entries for ``arch``: the closure of the Essential/required base and
-    the source's packages, newest versions (or ``prefer``'s, where an archive holds them)."""
+    the source's packages, newest versions (or ``prefer``'s, where an archive holds them),
+    never a file of ``unserved`` (URLs)."""
     universe = Universe(prefer)
+    universe.unserved = set(unserved)
     for mirror, suite in source.archives:
         for component in source.components:
             for stanza in debian_index.packages(mirror, suite, component, arch,
@@ -274,10 +281,21 @@ def prepare_arch(project: Project, arch: str, cache: Path | None = None) -> Debi
         except (ValueError, KeyError):
             pass
     pinned = {p["name"]: p["version"] for p in main["packages"]}
-    packages = resolve_packages(source, arch, cache or default_cache(), prefer=pinned)
+    cache = cache or default_cache()
+    unserved: set[str] = set()
+    while True:  # an index may list files its mirror no longer serves: resolve without them
+        packages = resolve_packages(source, arch, cache, prefer=pinned, unserved=unserved)
+        missing = not_served([p for p in packages
+                              if not download.cas_path(cache, p["sha256"]).exists()])
+        if not missing:
+            break
+        unserved |= set(missing)
     got = {p["name"]: p["version"] for p in packages}
+    gone = {url.rsplit("/", 1)[1].split("_")[0] for url in unserved}
     differences = [
-        {"name": n, "main": pinned.get(n), arch: got.get(n)}
+        {"name": n, "main": pinned.get(n), arch: got.get(n),
+         "why": ("the mirror does not serve " + arch + " " + str(pinned.get(n))
+                 if n in gone else "not in the " + arch + " index")}
         for n in sorted(set(pinned) | set(got)) if pinned.get(n) != got.get(n)]
     document = {"lock_version": LOCK_VERSION, "inputs_sha256": digest,
                 "packages_sha256": packages_digest(packages),
@@ -288,6 +306,28 @@ def prepare_arch(project: Project, arch: str, cache: Path | None = None) -> Debi
     action = "unchanged" if text == old else ("rewritten" if old else "written")
     return DebianLockResult(rel, action, len(packages), time.monotonic() - started,
                             {} if text == old else {path: text})
+
+
+def not_served(packages: list[dict]) -> list[str]:
+    """The URLs of these packages the mirror answers 404 for (one HEAD request each)."""
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    def gone(url: str) -> bool:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60).close()
+            return False
+        except urllib.error.HTTPError as e:
+            if e.code in (404, 410):
+                return True
+            raise UserError(f"cannot reach {url}: {e}") from None
+        except OSError as e:
+            raise UserError(f"cannot reach {url}: {e}") from None
+
+    urls = [p["url"] for p in packages]
+    with ThreadPoolExecutor(8) as pool:
+        return [u for u, g in zip(urls, pool.map(gone, urls)) if g]
 
 
 def load_arch(project: Project, arch: str) -> dict:

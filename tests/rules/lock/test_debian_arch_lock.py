@@ -70,3 +70,11 @@ def test_arm64_lock_is_stale_when_hand_edited_or_the_main_lock_moves(tmp_path):
     main.write_text(json.dumps(doc))
     with pytest.raises(StaleLockError, match="does not follow"):
         debian_lock.load_arch(project.load(dst), "arm64")
+
+
+def test_a_file_the_mirror_does_not_serve_is_never_chosen():
+    u = debian_lock.Universe(prefer={"libc": "2.2"})
+    u.unserved = {"http://security/pool/l/libc_2.2.deb"}
+    u.add(stanza("2.1"), "http://mirror")
+    u.add(stanza("2.2"), "http://security")
+    assert u.best["libc"]["Version"] == "2.1"
