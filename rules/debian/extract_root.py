@@ -1,0 +1,560 @@
+"""A Debian root made by extraction, for any architecture, without running its code.
+
+The locked .debs are unpacked in lock order (``dpkg-deb --fsys-tarfile`` into ``tar -x``, owners
+and modes as packed); the slimming rules of the mmdebstrap root (``debian_rootfs.DPKG_CONFIG``)
+are applied after, as its customize hook does; then dpkg's database is written as dpkg would have
+left it: ``/var/lib/dpkg/status`` (every package ``install ok installed``, fields in dpkg's
+order, ``Conffiles`` with the md5 of each installed conffile), ``info/<pkg>.list`` (every path of
+the package's data, excluded ones too, as dpkg lists them), ``.md5sums``, ``.conffiles``, the
+maintainer scripts, ``shlibs``/``symbols``/``triggers``/``templates``/``config``, the trigger
+interests under ``triggers/``, ``arch``, ``diversions``, ``alternatives/``. So ``dpkg-query -W``
+and scanners (Trivy, Syft, Grype read the status file and the .list/.md5sums files) see every
+package.
+
+No maintainer script runs. What the scripts of this package set do, done here by hand:
+
+- base-passwd (postinst): /etc/passwd and /etc/group from /usr/share/base-passwd/*.master;
+- passwd (postinst, ``shadowconfig on``): /etc/shadow and /etc/gshadow, every account
+  locked (``*``), last change the day of SOURCE_DATE_EPOCH, as pwconv writes them;
+- apt (postinst, adduser): the ``_apt`` system user (uid 100, group nogroup);
+- openssh-client (postinst): the ``ssh`` group (gid 101) that ssh-agent is setgid to, and the
+  ``dpkg-statoverride`` of /usr/bin/ssh-agent (root:ssh 2755);
+- dash (preinst/postinst): the diversion of /bin/sh and its man page, /bin/sh -> dash;
+- update-alternatives (mawk, util-linux, openssh-client, tar, bash): awk, nawk, pager, rcp,
+  rlogin, rmt, rsh (and builtins.7.gz, whose man page link is dropped like every manual),
+  the links under /etc/alternatives and their /var/lib/dpkg/alternatives/ records;
+- tzdata (postinst, debconf default Etc/UTC): /etc/localtime and /etc/timezone;
+- ca-certificates (postinst, update-ca-certificates): /etc/ca-certificates.conf naming every
+  certificate, /etc/ssl/certs/<name>.pem links, their OpenSSL subject-hash links (computed by
+  the host's openssl, which hashes as 1.1 does) and ca-certificates.crt;
+- libc-bin (trigger, ldconfig): /etc/ld.so.cache; for the build's own architecture by the
+  root's ldconfig (static, ``-r``); for another one not at all (see ``ld_so_cache``);
+- base-files, python3.9-minimal (postinst): /usr/local/lib/python3.9/dist-packages;
+- python3 (postinst, py3compile) and the root recipe: the standard library's .pyc (see
+  ``compile_stdlib``);
+- debconf's database (/var/cache/debconf/*.dat) is not written: nothing at run time reads it
+  (apt-get install in the ONBUILD flavor asks debconf afresh; answers default).
+
+What ``tools/compare_roots.py`` says against the mmdebstrap root is in docs/arm64.md.
+"""
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rules.common.errors import UserError
+from rules.debian.debian_rootfs import DPKG_CONFIG, sources_list  # noqa: F401 (re-exported)
+from rules.fetch import download
+
+RECIPE = 1  # bump when the way the root is made changes
+
+# dpkg's order of the fields it writes to status (lib/dpkg/parse.c, fieldinfos); the rest
+# follow in the order of the control file
+STATUS_ORDER = ["Package", "Essential", "Protected", "Status", "Priority", "Section",
+                "Installed-Size", "Origin", "Maintainer", "Bugs", "Architecture", "Multi-Arch",
+                "Source", "Version", "Config-Version", "Replaces", "Provides", "Depends",
+                "Pre-Depends", "Recommends", "Suggests", "Breaks", "Conflicts", "Enhances",
+                "Conffiles", "Filename", "Size", "MD5sum", "MSDOS-Filename", "Description",
+                "Triggers-Pending", "Triggers-Awaited"]
+INFO_FILES = ("conffiles", "config", "md5sums", "postinst", "postrm", "preinst", "prerm",
+              "shlibs", "symbols", "templates", "triggers")
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+
+
+def unpack(packages: list[dict], cache: Path, target: Path) -> dict[str, dict]:
+    """Unpack the packages into ``target``; per package its control members and paths."""
+    blobs = []
+    for p in packages:
+        blob = download.cas_path(cache, p["sha256"])
+        if not blob.exists():
+            raise UserError(f"{p['filename']} is not in the cache: run `invoke fetch`")
+        blobs.append(blob)
+
+    def data(blob: Path) -> bytes:
+        proc = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(blob)], capture_output=True)
+        if proc.returncode != 0:
+            raise UserError(f"cannot unpack {blob.name}: {proc.stderr.decode().strip()}")
+        return proc.stdout
+
+    out = {}
+    with ThreadPoolExecutor(2) as pool:  # decompressing overlaps writing
+        for p, blob, tar in zip(packages, blobs, pool.map(data, blobs)):
+            proc = subprocess.run(["tar", "-x", "-p", "--same-owner", "--numeric-owner",
+                                   "--no-overwrite-dir", "-C", str(target), "-f", "-"],
+                                  input=tar, capture_output=True)
+            if proc.returncode != 0:
+                raise UserError(f"cannot unpack {p['filename']}: {proc.stderr.decode().strip()}")
+            with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+                paths = [m.name for m in t]
+            out[p["name"]] = {"paths": paths, "control": control_members(blob)}
+    return out
+
+
+def control_members(deb: Path) -> dict[str, tuple[bytes, int]]:
+    """The files of a .deb's control.tar (control, md5sums, conffiles, scripts, ...): their
+    bytes and mtimes (dpkg keeps the mtimes in info/)."""
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise UserError(f"{deb}: not a .deb")
+        while len(header := f.read(60)) == 60:
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
+            body = f.read(size)
+            f.read(size % 2)
+            if name.startswith("control.tar"):
+                with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tar:
+                    return {m.name.removeprefix("./"): (tar.extractfile(m).read(), m.mtime)
+                            for m in tar if m.isfile()}
+    raise UserError(f"{deb}: no control.tar")
+
+
+def slim(root: Path) -> None:
+    """What DPKG_CONFIG leaves out (manuals, info, docs but copyrights, locales but
+    locale.alias, lintian overrides), removed as the mmdebstrap root's customize hook does."""
+    for rel in ("usr/share/man", "usr/share/info", "usr/share/lintian"):
+        for child in sorted((root / rel).glob("*")) if (root / rel).is_dir() else []:
+            _remove(child)
+    doc = root / "usr/share/doc"
+    if doc.is_dir():
+        for path in sorted(doc.rglob("*"), reverse=True):
+            rel = path.relative_to(doc).parts
+            if path.is_symlink() or not path.is_dir():
+                if not (len(rel) >= 2 and rel[-1] == "copyright"):  # dpkg's * spans /
+                    path.unlink()
+            elif not any(path.iterdir()):
+                path.rmdir()
+    locale = root / "usr/share/locale"
+    for child in sorted(locale.glob("*")) if locale.is_dir() else []:
+        if child.name != "locale.alias":
+            _remove(child)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def parse_control(text: str) -> list[tuple[str, str]]:
+    """A control paragraph as (field, value) pairs in order; continuation lines kept."""
+    fields: list[tuple[str, str]] = []
+    for line in text.rstrip("\n").split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1] = (fields[-1][0], fields[-1][1] + "\n" + line)
+        elif line:
+            name, _, value = line.partition(":")
+            fields.append((name, value[1:] if value.startswith(" ") else value))
+    return fields
+
+
+def info_name(control: dict[str, str], arch: str) -> str:
+    """dpkg's name for a package's files under info/: ``pkg:arch`` when Multi-Arch: same."""
+    if control.get("Multi-Arch") == "same":
+        return f"{control['Package']}:{control.get('Architecture', arch)}"
+    return control["Package"]
+
+
+def write_database(root: Path, unpacked: dict[str, dict], arch: str) -> None:
+    """/var/lib/dpkg as dpkg leaves it after installing the packages."""
+    dpkg = root / "var/lib/dpkg"
+    info = dpkg / "info"
+    for sub in ("info", "updates", "parts", "alternatives", "triggers"):
+        (dpkg / sub).mkdir(parents=True, exist_ok=True)
+    stanzas, interests = [], {}
+    for name in sorted(unpacked):
+        members = {k: v[0] for k, v in unpacked[name]["control"].items()}
+        mtimes = {k: v[1] for k, v in unpacked[name]["control"].items()}
+        fields = parse_control(members["control"].decode("utf-8"))
+        control = dict(fields)
+        base = info_name(control, arch)
+        listed = ["/."] + [_listed(p) for p in unpacked[name]["paths"] if _listed(p) != "/."]
+        (info / f"{base}.list").write_text("".join(f"{p}\n" for p in listed))
+        for member in INFO_FILES:
+            if member in members:
+                dest = info / f"{base}.{member}"
+                dest.write_bytes(members[member])
+                dest.chmod(0o755 if member in ("config", "postinst", "postrm", "preinst",
+                                               "prerm") else 0o644)
+                os.utime(dest, (mtimes[member], mtimes[member]))
+        conffiles = [c.strip() for c in members.get("conffiles", b"").decode().splitlines()
+                     if c.strip()]
+        if conffiles:
+            lines = []
+            for path in conffiles:
+                target = root / path.lstrip("/")
+                md5 = (hashlib.md5(target.read_bytes()).hexdigest()
+                       if target.is_file() else "newconffile")
+                lines.append(f" {path} {md5}")
+            fields.append(("Conffiles", "\n" + "\n".join(lines)))
+        fields.append(("Status", "install ok installed"))
+        for line in members.get("triggers", b"").decode().splitlines():
+            words = line.split()
+            if len(words) == 2 and words[0].startswith("interest"):
+                interests.setdefault(words[1], []).append(
+                    name + ("/noawait" if words[0].endswith("-noawait") else ""))
+        stanzas.append(_status_stanza(fields))
+    (dpkg / "status").write_text("".join(f"{s}\n" for s in stanzas))
+    (info / "format").write_text("1\n")
+    (dpkg / "arch").write_text(f"{arch}\n")
+    for trigger, pkgs in sorted(interests.items()):
+        if not trigger.startswith("/"):
+            (dpkg / "triggers" / trigger).write_text("".join(f"{p}\n" for p in pkgs))
+    files = [f"{t} {p}\n" for t, pkgs in sorted(interests.items()) if t.startswith("/")
+             for p in pkgs]
+    if files:
+        (dpkg / "triggers" / "File").write_text("".join(files))
+    for empty, mode in (("triggers/Unincorp", 0o644), ("triggers/Lock", 0o600),
+                        ("lock", 0o640), ("lock-frontend", 0o640)):
+        (dpkg / empty).write_bytes(b"")
+        (dpkg / empty).chmod(mode)
+
+
+def _listed(member: str) -> str:
+    path = "/" + member.removeprefix("./").rstrip("/")
+    return "/." if path == "/" else path
+
+
+def _status_stanza(fields: list[tuple[str, str]]) -> str:
+    known = {f: i for i, f in enumerate(STATUS_ORDER)}
+    ordered = sorted(enumerate(fields), key=lambda e: (known.get(e[1][0], len(known)), e[0]))
+    out = []
+    for _, (name, value) in ordered:
+        if value.startswith("\n") or not value:
+            out.append(f"{name}:{value}\n")
+        else:
+            out.append(f"{name}: {value}\n")
+    return "".join(out)
+
+
+def configure(root: Path, arch: str, epoch: int) -> None:
+    """What the maintainer scripts of this package set would have done (module docstring)."""
+    etc = root / "etc"
+    # base-passwd, apt (_apt), openssh-client (ssh group)
+    passwd = (root / "usr/share/base-passwd/passwd.master").read_text()
+    group = (root / "usr/share/base-passwd/group.master").read_text()
+    passwd += "_apt:*:100:65534::/nonexistent:/usr/sbin/nologin\n"
+    group += "ssh:*:101:\n"
+    # shadowconfig on (pwconv, grpconv): the password field moves to the shadow files
+    passwd = "".join(_x(line) for line in passwd.splitlines(keepends=True))
+    group = "".join(_x(line) for line in group.splitlines(keepends=True))
+    _write(etc / "passwd", passwd, 0o644)
+    _write(etc / "group", group, 0o644)
+    day = epoch // 86400
+    shadow = "".join(f"{line.split(':')[0]}:*:{day}:0:99999:7:::\n"
+                     for line in passwd.splitlines())
+    gshadow = "".join(f"{line.split(':')[0]}:{'!' if line.startswith('ssh:') else '*'}::"
+                      f"{_members(line)}\n" for line in group.splitlines())
+    _write(etc / "passwd", passwd, 0o644)
+    _write(etc / "shadow", shadow, 0o640, gid=42)
+    _write(etc / "group", group, 0o644)
+    _write(etc / "gshadow", gshadow, 0o640, gid=42)
+    # the shadow tools' backups: the files before the last change (groupadd ssh)
+    _write(etc / "passwd-", passwd, 0o644)
+    _write(etc / "shadow-", shadow, 0o640, gid=42)
+    _write(etc / "group-", group.removesuffix("ssh:x:101:\n"), 0o644)
+    _write(etc / "gshadow-", gshadow.removesuffix("ssh:!::\n"), 0o640, gid=42)
+    _write(etc / ".pwd.lock", "", 0o600)
+    # openssh-client: ssh-agent setgid ssh (chgrp and chmod, no statoverride)
+    agent = root / "usr/bin/ssh-agent"
+    if agent.exists():
+        os.chown(agent, 0, 101)
+        agent.chmod(0o2755)
+    base_files(root)
+    for path, text, mode in LITERALS:
+        _write(root / path, text, mode)
+    for path, source in COPIES:  # cp -p
+        if (root / source).is_file():
+            _write(root / path, (root / source).read_text(), 0o644)
+            st = (root / source).stat()
+            os.utime(root / path, (st.st_mtime, st.st_mtime))
+    for path, target in LINKS:
+        if (root / path).parent.joinpath(target).exists():
+            _symlink(root / path, target)
+    (root / "usr/local/share/ca-certificates").mkdir(parents=True, exist_ok=True)
+    supported = root / "usr/share/i18n/SUPPORTED"
+    if supported.is_file():  # locales: every supported locale, commented out
+        lines = sorted({f"# {line}" for line in supported.read_text().splitlines() if line})
+        _write(root / "etc/locale.gen", _LOCALE_GEN + "".join(f"{x}\n" for x in lines), 0o644)
+    if (root / "bin/touch").exists():  # coreutils: the compatibility link
+        _symlink(root / "usr/bin/touch", "/bin/touch")
+    # dash
+    _write(root / "var/lib/dpkg/diversions",
+           "/usr/share/man/man1/sh.1.gz\n/usr/share/man/man1/sh.distrib.1.gz\ndash\n"
+           "/bin/sh\n/bin/sh.distrib\ndash\n", 0o644)
+    _symlink(root / "bin/sh", "dash")
+    # tzdata
+    _symlink(etc / "localtime", "/usr/share/zoneinfo/Etc/UTC")
+    _write(etc / "timezone", "Etc/UTC\n", 0o644)
+    # python3.9-minimal
+    (root / "usr/local/lib/python3.9/dist-packages").mkdir(parents=True, exist_ok=True)
+    alternatives(root)
+    ca_certificates(root)
+    ld_so_cache(root, arch)
+
+
+def base_files(root: Path) -> None:
+    """base-files' postinst: the FHS folders, /var/run and /var/lock, /etc/dpkg/origins."""
+    for rel, mode, gid in (("media", 0o755, 0), ("opt", 0o755, 0), ("srv", 0o755, 0),
+                           ("etc/opt", 0o755, 0), ("var/opt", 0o755, 0),
+                           ("var/mail", 0o2775, 8), ("run/lock", 0o1777, 0),
+                           *((f"usr/local/{d}", 0o755, 0) for d in (
+                               "bin", "etc", "games", "include", "lib", "sbin", "share",
+                               "share/man", "src"))):
+        path = root / rel
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, 0, gid)
+        path.chmod(mode)
+    for rel, target in (("var/run", "/run"), ("var/lock", "/run/lock"),
+                        ("var/spool/mail", "../mail"), ("usr/local/man", "share/man"),
+                        ("etc/dpkg/origins/default", "debian")):
+        path = root / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        _symlink(path, target)
+
+
+# small files maintainer scripts (and mmdebstrap) write: path, text, mode
+LITERALS = [
+    ("etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n", 0o644),  # mmdebstrap
+    ("etc/apt/apt.conf.d/99mmdebstrap", 'Acquire::Check-Valid-Until "false";\n', 0o644),
+    ("etc/hosts", "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+     "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n\n", 0o644),  # netbase
+    ("etc/networks", "default\t\t0.0.0.0\nloopback\t127.0.0.0\nlink-local\t169.254.0.0\n\n",
+     0o644),  # netbase
+    ("etc/shells", "# /etc/shells: valid login shells\n/bin/sh\n/bin/bash\n/bin/rbash\n"
+     "/bin/dash\n", 0o644),  # debianutils' add-shell, from bash and dash
+    ("etc/subuid", "", 0o644), ("etc/subgid", "", 0o644),  # passwd
+    ("etc/environment", "", 0o644), ("etc/security/opasswd", "", 0o600),  # libpam-modules
+    ("etc/default/locale", "#  File generated by update-locale\n", 0o644),  # locales
+    ("etc/python3/debian_config", "[DEFAULT]\n# how to byte-compile (comma separated: "
+     "standard, optimize)\nbyte-compile = standard\n", 0o644),  # python3
+    ("var/lib/python/python3.9_installed", "", 0o644),  # python3.9
+]
+# update-rc.d's links (util-linux's hwclock.sh, procps): path, target
+LINKS = [
+    ("etc/rc0.d/K01hwclock.sh", "../init.d/hwclock.sh"),
+    ("etc/rc6.d/K01hwclock.sh", "../init.d/hwclock.sh"),
+    ("etc/rcS.d/S01hwclock.sh", "../init.d/hwclock.sh"),
+    ("etc/rcS.d/S01procps", "../init.d/procps"),
+]
+# files postinst scripts copy from the package's own: path, source
+COPIES = [
+    ("etc/profile", "usr/share/base-files/profile"),
+    ("etc/motd", "usr/share/base-files/motd"),
+    ("root/.profile", "usr/share/base-files/dot.profile"),
+    ("root/.bashrc", "usr/share/base-files/dot.bashrc"),
+    ("etc/nsswitch.conf", "usr/share/libc-bin/nsswitch.conf"),
+    ("etc/adduser.conf", "usr/share/adduser/adduser.conf"),
+    ("etc/inputrc", "usr/share/readline/inputrc"),
+]
+_LOCALE_GEN = """\
+# This file lists locales that you wish to have built. You can find a list
+# of valid supported locales at /usr/share/i18n/SUPPORTED, and you can add
+# user defined locales to /usr/local/share/i18n/SUPPORTED. If you change
+# this file, you need to rerun locale-gen.
+
+
+"""
+
+
+def _x(line: str) -> str:
+    fields = line.split(":")
+    return ":".join([fields[0], "x", *fields[2:]])
+
+
+def _members(group_line: str) -> str:
+    return group_line.rstrip("\n").split(":")[3] if group_line.count(":") >= 3 else ""
+
+
+def _write(path: Path, text: str, mode: int, gid: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chown(path, 0, gid)
+    path.chmod(mode)
+
+
+def _symlink(path: Path, target: str) -> None:
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
+
+
+# name -> (link, best path, priority, slaves [(name, link, path)]): what the postinst
+# scripts register; a slave whose path the slimming removed (a manual) gets no link, as
+# update-alternatives leaves none
+ALTERNATIVE_SET = {
+    "awk": ("/usr/bin/awk", "/usr/bin/mawk", 5, [
+        ("awk.1.gz", "/usr/share/man/man1/awk.1.gz", "/usr/share/man/man1/mawk.1.gz"),
+        ("nawk", "/usr/bin/nawk", "/usr/bin/mawk"),
+        ("nawk.1.gz", "/usr/share/man/man1/nawk.1.gz", "/usr/share/man/man1/mawk.1.gz")]),
+    "builtins.7.gz": ("/usr/share/man/man7/builtins.7.gz",
+                      "/usr/share/man/man7/bash-builtins.7.gz", 10, []),
+    "pager": ("/usr/bin/pager", "/bin/more", 50, [
+        ("pager.1.gz", "/usr/share/man/man1/pager.1.gz", "/usr/share/man/man1/more.1.gz")]),
+    "rcp": ("/usr/bin/rcp", "/usr/bin/scp", 20, [
+        ("rcp.1.gz", "/usr/share/man/man1/rcp.1.gz", "/usr/share/man/man1/scp.1.gz")]),
+    "rlogin": ("/usr/bin/rlogin", "/usr/bin/slogin", 20, [
+        ("rlogin.1.gz", "/usr/share/man/man1/rlogin.1.gz",
+         "/usr/share/man/man1/slogin.1.gz")]),
+    "rmt": ("/usr/sbin/rmt", "/usr/sbin/rmt-tar", 50, [
+        ("rmt.8.gz", "/usr/share/man/man8/rmt.8.gz", "/usr/share/man/man8/rmt-tar.8.gz")]),
+    "rsh": ("/usr/bin/rsh", "/usr/bin/ssh", 20, [
+        ("rsh.1.gz", "/usr/share/man/man1/rsh.1.gz", "/usr/share/man/man1/ssh.1.gz")]),
+}
+
+
+def alternatives(root: Path) -> None:
+    """update-alternatives --install, as the postinst scripts call it (ALTERNATIVE_SET)."""
+    for name, (link, path, priority, slaves) in sorted(ALTERNATIVE_SET.items()):
+        record = ["auto", link] + [x for s in slaves for x in (s[0], s[1])] + ["", path,
+                                                                                 str(priority)]
+        record += [s[2] for s in slaves] + [""]
+        _write(root / "var/lib/dpkg/alternatives" / name, "\n".join(record) + "\n", 0o644)
+        for alt, alt_link, alt_path in [(name, link, path), *slaves]:
+            if not (root / alt_path.lstrip("/")).exists():
+                continue
+            _symlink(root / "etc/alternatives" / alt, alt_path)
+            _symlink(root / alt_link.lstrip("/"), f"/etc/alternatives/{alt}")
+
+
+def ca_certificates(root: Path) -> None:
+    """update-ca-certificates, for a fresh install (every certificate enabled)."""
+    share = root / "usr/share/ca-certificates"
+    if not share.is_dir():
+        return
+    certs = sorted(p.relative_to(share).as_posix() for p in share.rglob("*.crt"))
+    header = (root / "etc/ca-certificates.conf")
+    _write(header, _CA_CONF_HEADER + "".join(f"{c}\n" for c in certs), 0o644)
+    out = root / "etc/ssl/certs"
+    out.mkdir(parents=True, exist_ok=True)
+    bundle, hashes = [], {}
+    for cert in certs:
+        pem = Path(cert).name.removesuffix(".crt") + ".pem"
+        _symlink(out / pem, f"/usr/share/ca-certificates/{cert}")
+        data = (share / cert).read_text()
+        bundle.append(data if data.endswith("\n") else data + "\n")
+        h = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in",
+                            str(share / cert)], capture_output=True, text=True, check=True)
+        hashes.setdefault(h.stdout.strip(), []).append(pem)
+    for h, pems in sorted(hashes.items()):
+        for i, pem in enumerate(sorted(pems)):
+            _symlink(out / f"{h}.{i}", pem)
+    _write(out / "ca-certificates.crt", "".join(bundle), 0o644)
+
+
+_CA_CONF_HEADER = """\
+# This file lists certificates that you wish to use or to ignore to be
+# installed in /etc/ssl/certs.
+# update-ca-certificates(8) will update /etc/ssl/certs by reading this file.
+#
+# This is autogenerated by dpkg-reconfigure ca-certificates.
+# Certificates should be installed under /usr/share/ca-certificates
+# and files with extension '.crt' is recognized as available certs.
+#
+# line begins with # is comment.
+# line begins with ! is certificate filename to be deselected.
+#
+"""
+
+
+def ld_so_cache(root: Path, arch: str) -> None:
+    """/etc/ld.so.cache. For the host's own architecture, the root's ldconfig (statically
+    linked, bullseye's glibc: the same bytes libc-bin's trigger writes). For another one no
+    cache is written: Debian's ld.so searches its multiarch folders (/lib/<triplet>,
+    /usr/lib/<triplet>) without one, so every library of the root is found; only the order
+    and speed of the search differ."""
+    if arch != host_arch():
+        return
+    proc = subprocess.run([str(root / "sbin/ldconfig"), "-r", str(root)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise UserError(f"ldconfig failed in the root: {proc.stderr.strip()}")
+    aux = root / "var/cache/ldconfig/aux-cache"
+    if aux.exists():
+        aux.unlink()
+
+
+def host_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def finish(root: Path, sources: str) -> None:
+    """What the mmdebstrap recipe writes or removes around the packages."""
+    cfg = root / "etc/dpkg/dpkg.cfg.d/runtime"
+    _write(cfg, "".join(f"{rule}\n" for rule in DPKG_CONFIG), 0o644)
+    _write(root / "etc/apt/sources.list", sources, 0o644)
+    _write(root / "etc/machine-id", "", 0o644)
+    for rel in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
+        (root / rel).mkdir(parents=True, exist_ok=True)
+        (root / rel).chmod(0o700)
+    for rel in ("var/lib/apt/lists/lock", "var/cache/apt/archives/lock"):
+        _write(root / rel, "", 0o640)
+    for child in sorted((root / "var/log").glob("*")):
+        _remove(child)
+    _write(root / "var/lib/apt/extended_states", "", 0o644)
+    for rel in ("dev", "proc", "sys", "tmp", "mnt", "run"):
+        (root / rel).mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+
+
+COMPILE_ENV = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"}  # the customize hook's `env -i`
+
+
+def compile_stdlib(root: Path, python_root: Path | None = None) -> None:
+    """The standard library's .pyc (unchecked-hash, single process, hash seed 0), as the
+    mmdebstrap root's are made. In the root itself when it runs here (``python_root`` None);
+    else by the image's python3.9 of the build's architecture (``python_root``, the "python
+    root"), the root's folders bound below /mnt and their final paths written into the .pyc
+    (``-d``): bytecode does not depend on the architecture."""
+    from rules.debian import chroot
+
+    for d in ("/usr/lib/python3.9", "/usr/lib/python3/dist-packages"):
+        if not (root / d.lstrip("/")).is_dir():
+            continue
+        for cache in sorted((root / d.lstrip("/")).rglob("__pycache__")):
+            shutil.rmtree(cache)
+        # the environment of the mmdebstrap root's customize hook: what the compiling process
+        # imports (hence marshal's reference flags in the .pyc) depends on it
+        argv = ["python3.9", "-m", "compileall", "-q", "-j", "1", "--invalidation-mode",
+                "unchecked-hash"]
+        if python_root is None:
+            chroot.run(root, [*argv, d], what="byte-compiling the standard library",
+                       base_env=COMPILE_ENV)
+        else:
+            chroot.run(python_root, [*argv, "-d", d, "/mnt/lib"],
+                       binds={"lib": root / d.lstrip("/")}, base_env=COMPILE_ENV,
+                       what="byte-compiling the standard library")
+
+
+def make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
+         sources: str, python_root: Path | None = None) -> None:
+    """Make the root in the empty folder ``target``."""
+    unpacked = unpack(sorted(packages, key=lambda p: p["name"]), cache, target)
+    slim(target)
+    write_database(target, unpacked, arch)
+    configure(target, arch, epoch)
+    finish(target, sources)
+    compile_stdlib(target, None if arch == host_arch() else python_root)
+
+
+def check_elf(root: Path, arch: str) -> list[str]:
+    """Shared objects and executables of the root whose ELF machine is not ``arch``'s."""
+    machine = {"amd64": 62, "arm64": 183}[arch]
+    wrong = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            with open(path, "rb") as f:
+                head = f.read(20)
+            if head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") != machine:
+                wrong.append("/" + path.relative_to(root).as_posix())
+    return sorted(wrong)
+
