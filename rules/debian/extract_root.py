@@ -48,7 +48,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rules.common.errors import UserError
-from rules.debian.debian_rootfs import DPKG_CONFIG, sources_list  # noqa: F401 (re-exported)
 from rules.fetch import download
 
 RECIPE = 1  # bump when the way the root is made changes
@@ -110,6 +109,12 @@ def control_members(deb: Path) -> dict[str, tuple[bytes, int]]:
                     return {m.name.removeprefix("./"): (tar.extractfile(m).read(), m.mtime)
                             for m in tar if m.isfile()}
     raise UserError(f"{deb}: no control.tar")
+
+
+def _dpkg_config() -> list[str]:
+    from rules.debian.debian_rootfs import DPKG_CONFIG as rules  # (it imports this module)
+
+    return rules
 
 
 def slim(root: Path) -> None:
@@ -487,7 +492,7 @@ def host_arch() -> str:
 def finish(root: Path, sources: str) -> None:
     """What the mmdebstrap recipe writes or removes around the packages."""
     cfg = root / "etc/dpkg/dpkg.cfg.d/runtime"
-    _write(cfg, "".join(f"{rule}\n" for rule in DPKG_CONFIG), 0o644)
+    _write(cfg, "".join(f"{rule}\n" for rule in _dpkg_config()), 0o644)
     _write(root / "etc/apt/sources.list", sources, 0o644)
     _write(root / "etc/machine-id", "", 0o644)
     for rel in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
@@ -504,32 +509,89 @@ def finish(root: Path, sources: str) -> None:
 
 
 COMPILE_ENV = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"}  # the customize hook's `env -i`
+STDLIB_DIRS = ("/usr/lib/python3.9", "/usr/lib/python3/dist-packages")
 
 
 def compile_stdlib(root: Path, python_root: Path | None = None) -> None:
-    """The standard library's .pyc (unchecked-hash, single process, hash seed 0), as the
-    mmdebstrap root's are made. In the root itself when it runs here (``python_root`` None);
-    else by the image's python3.9 of the build's architecture (``python_root``, the "python
-    root"), the root's folders bound below /mnt and their final paths written into the .pyc
-    (``-d``): bytecode does not depend on the architecture."""
-    from rules.debian import chroot
+    """The standard library's .pyc (unchecked-hash, single process, hash seed 0, the
+    environment of the mmdebstrap root's customize hook), compiled in the root itself.
 
-    for d in ("/usr/lib/python3.9", "/usr/lib/python3/dist-packages"):
-        if not (root / d.lstrip("/")).is_dir():
-            continue
+    For the build's own architecture (``python_root`` None) the root's python3.9 runs in a
+    chroot, as in the mmdebstrap root. For another one, the same chroot, but the interpreter is
+    the build's: the python3.9 of ``python_root`` (the image's python3.9 for the build's
+    architecture, rules.debian.python_root), its loader and libraries and its lib-dynload
+    bound over the root's. Bytecode does not depend on the architecture, but marshal's
+    reference flags in a .pyc depend on which objects the compiling process holds, hence on
+    what it imported: running in the root itself, with the root's own pure modules, site
+    configuration and paths, the process is the one the root's python3.9 would be (tested,
+    .pyc for .pyc, against arm64's python3.9 under qemu-user: docs/arm64.md)."""
+    dirs = [d for d in STDLIB_DIRS if (root / d.lstrip("/")).is_dir()]
+    for d in dirs:
         for cache in sorted((root / d.lstrip("/")).rglob("__pycache__")):
             shutil.rmtree(cache)
-        # the environment of the mmdebstrap root's customize hook: what the compiling process
-        # imports (hence marshal's reference flags in the .pyc) depends on it
-        argv = ["python3.9", "-m", "compileall", "-q", "-j", "1", "--invalidation-mode",
-                "unchecked-hash"]
-        if python_root is None:
-            chroot.run(root, [*argv, d], what="byte-compiling the standard library",
-                       base_env=COMPILE_ENV)
-        else:
-            chroot.run(python_root, [*argv, "-d", d, "/mnt/lib"],
-                       binds={"lib": root / d.lstrip("/")}, base_env=COMPILE_ENV,
-                       what="byte-compiling the standard library")
+    if python_root is None:
+        from rules.debian import chroot
+
+        for d in dirs:
+            chroot.run(root, ["python3.9", "-m", "compileall", "-q", "-j", "1",
+                              "--invalidation-mode", "unchecked-hash", d],
+                       what="byte-compiling the standard library", base_env=COMPILE_ENV)
+        return
+    _compile_with(root, Path(python_root), dirs)
+
+
+# what of the build's python root is bound over the foreign root while compiling
+_BORROWED = ("usr/bin/python3.9", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu",
+             "usr/lib/python3.9/lib-dynload")
+
+
+def _compile_with(root: Path, python_root: Path, dirs: list[str]) -> None:
+    from rules.debian.chroot import CHROOT, q
+
+    created = []
+    mounts = [f"mount --rbind /dev {q(root / 'dev')}", f"mount -t proc proc {q(root / 'proc')}",
+              f"mount -t tmpfs tmpfs {q(root / 'tmp')}"]
+    for rel in _BORROWED:
+        source, target = python_root / rel, root / rel
+        if not source.exists():
+            continue
+        if not target.exists():
+            if source.is_dir():
+                target.mkdir(parents=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
+            created.append(target)
+        mounts.append(f"mount --bind {q(source)} {q(target)}")
+    try:
+        for d in dirs:
+            inner = " ".join(q(a) for a in ["env", "-i", *(f"{k}={v}" for k, v in
+                                                           sorted(COMPILE_ENV.items())),
+                                             CHROOT, str(root), "python3.9", "-m", "compileall",
+                                             "-q", "-j", "1", "--invalidation-mode",
+                                             "unchecked-hash", d])
+            proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork",
+                                   "sh", "-c", " && ".join([*mounts, inner])],
+                                  capture_output=True, text=True,
+                                  preexec_fn=lambda: os.umask(0o022))
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+                raise UserError(f"byte-compiling {d} failed:\n{tail}")
+    finally:
+        for target in reversed(created):
+            if target.is_dir():
+                target.rmdir()
+            else:
+                target.unlink()
+
+
+def recipe_digest() -> str:
+    """The digest of this recipe (an input of the root's action): what is done by hand."""
+    from rules.graph.action import digest
+
+    return digest(["extract", RECIPE, _dpkg_config(), STATUS_ORDER, INFO_FILES, LITERALS, COPIES,
+                   LINKS, sorted(ALTERNATIVE_SET.items()), _CA_CONF_HEADER, _LOCALE_GEN,
+                   sorted(COMPILE_ENV.items()), STDLIB_DIRS])
 
 
 def make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
