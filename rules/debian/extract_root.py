@@ -14,26 +14,48 @@ package.
 No maintainer script runs. What the scripts of this package set do, done here by hand:
 
 - base-passwd (postinst): /etc/passwd and /etc/group from /usr/share/base-passwd/*.master;
-- passwd (postinst, ``shadowconfig on``): /etc/shadow and /etc/gshadow, every account
-  locked (``*``), last change the day of SOURCE_DATE_EPOCH, as pwconv writes them;
+- passwd (postinst, ``shadowconfig on``): the password fields moved to /etc/shadow and
+  /etc/gshadow, every account locked (``*``), last change the day of SOURCE_DATE_EPOCH, as
+  pwconv writes them, and the shadow tools' backups (passwd-, group-, ...) and .pwd.lock;
+  /etc/subuid and /etc/subgid (empty);
 - apt (postinst, adduser): the ``_apt`` system user (uid 100, group nogroup);
-- openssh-client (postinst): the ``ssh`` group (gid 101) that ssh-agent is setgid to, and the
-  ``dpkg-statoverride`` of /usr/bin/ssh-agent (root:ssh 2755);
-- dash (preinst/postinst): the diversion of /bin/sh and its man page, /bin/sh -> dash;
+- openssh-client (postinst): the ``ssh`` group (gid 101, ``!`` in gshadow) that ssh-agent is
+  setgid to (chgrp and chmod 2755, as the script does: no statoverride);
+- dash (preinst/postinst): the diversions of /bin/sh and sh.1.gz, /bin/sh -> dash;
 - update-alternatives (mawk, util-linux, openssh-client, tar, bash): awk, nawk, pager, rcp,
-  rlogin, rmt, rsh (and builtins.7.gz, whose man page link is dropped like every manual),
-  the links under /etc/alternatives and their /var/lib/dpkg/alternatives/ records;
+  rlogin, rmt, rsh and builtins.7.gz (ALTERNATIVE_SET): the records under
+  /var/lib/dpkg/alternatives/ and the links whose targets the slimming kept;
+- update-rc.d (util-linux's hwclock.sh, procps): the /etc/rc?.d links (LINKS);
+- base-files (postinst): the FHS folders (/media, /opt, /srv, /usr/local/*, /var/mail
+  root:mail 2775, /run/lock 1777), /var/run and /var/lock links, /etc/dpkg/origins/default,
+  and the copies (COPIES) of /etc/profile, /etc/motd, /root/.profile, /root/.bashrc;
+  libc-bin's /etc/nsswitch.conf, adduser's /etc/adduser.conf, readline's /etc/inputrc
+  (copied with their mtimes, as ``cp -p``);
+- netbase (/etc/hosts, /etc/networks), libpam-modules (/etc/environment,
+  /etc/security/opasswd), locales (/etc/locale.gen, every supported locale commented out;
+  /etc/default/locale), python3 (/etc/python3/debian_config), python3.9
+  (/var/lib/python/python3.9_installed), coreutils (the /usr/bin/touch link), mmdebstrap
+  itself (/etc/fstab, 99mmdebstrap): LITERALS;
+- pam-auth-update (libpam-runtime): /etc/pam.d/common-* and /var/lib/pam/*, copied from
+  rules/debian/pam_auth_update/ (what the script writes for the profiles PAM_PROFILES, whose
+  sha256 are checked: other profiles are refused);
+- deb-systemd-helper enable (apt, e2fsprogs, util-linux): the units of SYSTEMD_UNITS that
+  the root holds, linked into /etc/systemd/system/<target>.wants and recorded under
+  /var/lib/systemd/deb-systemd-helper-enabled (no systemd runs in the image; kept the same);
 - tzdata (postinst, debconf default Etc/UTC): /etc/localtime and /etc/timezone;
 - ca-certificates (postinst, update-ca-certificates): /etc/ca-certificates.conf naming every
   certificate, /etc/ssl/certs/<name>.pem links, their OpenSSL subject-hash links (computed by
   the host's openssl, which hashes as 1.1 does) and ca-certificates.crt;
 - libc-bin (trigger, ldconfig): /etc/ld.so.cache; for the build's own architecture by the
   root's ldconfig (static, ``-r``); for another one not at all (see ``ld_so_cache``);
-- base-files, python3.9-minimal (postinst): /usr/local/lib/python3.9/dist-packages;
 - python3 (postinst, py3compile) and the root recipe: the standard library's .pyc (see
-  ``compile_stdlib``);
-- debconf's database (/var/cache/debconf/*.dat) is not written: nothing at run time reads it
-  (apt-get install in the ONBUILD flavor asks debconf afresh; answers default).
+  ``compile_stdlib``).
+
+Not done (against the mmdebstrap root; nothing in the image reads them at run time):
+
+- debconf's database (/var/cache/debconf/config.dat, templates.dat, passwords.dat): an ONBUILD
+  ``apt-get install`` starts it afresh, with the defaults;
+- the .pyc of /usr/share/python3 (py3versions, debpython) that py3compile's own run leaves.
 
 What ``tools/compare_roots.py`` says against the mmdebstrap root is in docs/arm64.md.
 """
@@ -298,6 +320,8 @@ def configure(root: Path, arch: str, epoch: int) -> None:
     # python3.9-minimal
     (root / "usr/local/lib/python3.9/dist-packages").mkdir(parents=True, exist_ok=True)
     alternatives(root)
+    systemd_enable(root)
+    pam_auth_update(root)
     ca_certificates(root)
     ld_so_cache(root, arch)
 
@@ -412,6 +436,56 @@ ALTERNATIVE_SET = {
     "rsh": ("/usr/bin/rsh", "/usr/bin/ssh", 20, [
         ("rsh.1.gz", "/usr/share/man/man1/rsh.1.gz", "/usr/share/man/man1/ssh.1.gz")]),
 }
+
+
+PAM_FILES = Path(__file__).parent / "pam_auth_update"
+PAM_PROFILES = {  # /usr/share/pam-configs/* the files of PAM_FILES were written for
+    "mkhomedir": "ea2840c7336e177f75943580824fe69a5edff790c30c1c40c286462151e22dfa",
+    "unix": "66528ec667294fd2eaa1418ad4372f51e0c9a8fbe628275242276ca070639276",
+}
+
+
+def pam_auth_update(root: Path) -> None:
+    """pam-auth-update's output for the known profiles (PAM_FILES), else an error."""
+    configs = root / "usr/share/pam-configs"
+    if not configs.is_dir():
+        return
+    found = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in configs.iterdir()}
+    if found != PAM_PROFILES:
+        raise UserError("the PAM profiles of the Debian lock are not the ones "
+                        "rules/debian/pam_auth_update/ was written for: "
+                        f"{sorted(found)}; write it again from a root where pam-auth-update ran")
+    for source in sorted(PAM_FILES.rglob("*")):
+        if source.is_file() and source.name != "README.md":
+            target = root / source.relative_to(PAM_FILES)
+            _write(target, source.read_text(), 0o644)
+
+
+def pam_digest() -> str:
+    h = hashlib.sha256()
+    for source in sorted(PAM_FILES.rglob("*")):
+        if source.is_file():
+            h.update(source.relative_to(PAM_FILES).as_posix().encode() + b"\0"
+                     + source.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+# the units the postinst scripts enable: (unit, the target that wants it)
+SYSTEMD_UNITS = [("apt-daily-upgrade.timer", "timers.target"), ("apt-daily.timer", "timers.target"),
+                 ("e2scrub_all.timer", "timers.target"), ("e2scrub_reap.service", "default.target"),
+                 ("fstrim.timer", "timers.target")]
+
+
+def systemd_enable(root: Path) -> None:
+    """deb-systemd-helper enable, for the units of SYSTEMD_UNITS the root holds."""
+    state = root / "var/lib/systemd/deb-systemd-helper-enabled"
+    for unit, target in SYSTEMD_UNITS:
+        if not (root / "lib/systemd/system" / unit).exists():
+            continue
+        link = f"/etc/systemd/system/{target}.wants/{unit}"
+        _symlink(root / link.lstrip("/"), f"/lib/systemd/system/{unit}")
+        _write(state / f"{target}.wants" / unit, "", 0o644)
+        _write(state / f"{unit}.dsh-also", f"{link}\n", 0o644)
 
 
 def alternatives(root: Path) -> None:
@@ -591,7 +665,8 @@ def recipe_digest() -> str:
 
     return digest(["extract", RECIPE, _dpkg_config(), STATUS_ORDER, INFO_FILES, LITERALS, COPIES,
                    LINKS, sorted(ALTERNATIVE_SET.items()), _CA_CONF_HEADER, _LOCALE_GEN,
-                   sorted(COMPILE_ENV.items()), STDLIB_DIRS])
+                   sorted(COMPILE_ENV.items()), STDLIB_DIRS, PAM_PROFILES, pam_digest(),
+                   SYSTEMD_UNITS])
 
 
 def make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
