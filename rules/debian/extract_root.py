@@ -586,24 +586,28 @@ COMPILE_ENV = {"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"}  # the customize 
 STDLIB_DIRS = ("/usr/lib/python3.9", "/usr/lib/python3/dist-packages")
 
 
-def compile_stdlib(root: Path, python_root: Path | None = None) -> None:
+def compile_stdlib(root: Path, compiler_root: Path | None = None) -> None:
     """The standard library's .pyc (unchecked-hash, single process, hash seed 0, the
     environment of the mmdebstrap root's customize hook), compiled in the root itself.
 
-    For the build's own architecture (``python_root`` None) the root's python3.9 runs in a
+    For the build's own architecture (``compiler_root`` None) the root's python3.9 runs in a
     chroot, as in the mmdebstrap root. For another one, the same chroot, but the interpreter is
-    the build's: the python3.9 of ``python_root`` (the image's python3.9 for the build's
-    architecture, rules.debian.python_root), its loader and libraries and its lib-dynload
-    bound over the root's. Bytecode does not depend on the architecture, but marshal's
-    reference flags in a .pyc depend on which objects the compiling process holds, hence on
-    what it imported: running in the root itself, with the root's own pure modules, site
-    configuration and paths, the process is the one the root's python3.9 would be (tested,
-    .pyc for .pyc, against arm64's python3.9 under qemu-user: docs/arm64.md)."""
+    the build's: the python3.9 of ``compiler_root`` -- a root of the build's architecture made
+    from the same package set (the amd64 root of the main lock) -- with its loader, libraries
+    and lib-dynload bound over the root's. Bytecode does not depend on the architecture, but
+    marshal's reference flags in a .pyc depend on which objects the compiling process holds:
+    running in the root itself, with the root's own pure modules, site configuration and paths,
+    and the libraries the extension modules link, the process is the one the root's own
+    python3.9 would be. Tested .pyc for .pyc against arm64's python3.9 under qemu-user
+    (tools/check_foreign_root.py): all 638 byte-identical. With the six-package python root
+    (rules.debian.python_root) as the compiler instead, 17 differ (zipfile, tarfile, lzma, ...:
+    its extension modules cannot load libbz2, liblzma, ...), and compiling in the python root
+    instead of inside the foreign root, 77."""
     dirs = [d for d in STDLIB_DIRS if (root / d.lstrip("/")).is_dir()]
     for d in dirs:
         for cache in sorted((root / d.lstrip("/")).rglob("__pycache__")):
             shutil.rmtree(cache)
-    if python_root is None:
+    if compiler_root is None:
         from rules.debian import chroot
 
         for d in dirs:
@@ -611,22 +615,22 @@ def compile_stdlib(root: Path, python_root: Path | None = None) -> None:
                               "--invalidation-mode", "unchecked-hash", d],
                        what="byte-compiling the standard library", base_env=COMPILE_ENV)
         return
-    _compile_with(root, Path(python_root), dirs)
+    _compile_with(root, Path(compiler_root), dirs)
 
 
-# what of the build's python root is bound over the foreign root while compiling
+# what of the compiler root is bound over the foreign root while compiling
 _BORROWED = ("usr/bin/python3.9", "lib64", "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu",
              "usr/lib/python3.9/lib-dynload")
 
 
-def _compile_with(root: Path, python_root: Path, dirs: list[str]) -> None:
+def _compile_with(root: Path, compiler_root: Path, dirs: list[str]) -> None:
     from rules.debian.chroot import CHROOT, q
 
     created = []
     mounts = [f"mount --rbind /dev {q(root / 'dev')}", f"mount -t proc proc {q(root / 'proc')}",
               f"mount -t tmpfs tmpfs {q(root / 'tmp')}"]
     for rel in _BORROWED:
-        source, target = python_root / rel, root / rel
+        source, target = compiler_root / rel, root / rel
         if not source.exists():
             continue
         if not target.exists():
@@ -670,14 +674,19 @@ def recipe_digest() -> str:
 
 
 def make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
-         sources: str, python_root: Path | None = None) -> None:
-    """Make the root in the empty folder ``target``."""
+         sources: str, compiler_root: Path | None = None) -> None:
+    """Make the root in the empty folder ``target``; ``compiler_root`` (for a foreign
+    ``arch``): a root of the build's architecture and the same package set, see
+    ``compile_stdlib``."""
+    if arch != host_arch() and compiler_root is None:
+        raise UserError(f"a {arch} root needs a {host_arch()} root of the same packages to "
+                        "byte-compile its standard library")
     unpacked = unpack(sorted(packages, key=lambda p: p["name"]), cache, target)
     slim(target)
     write_database(target, unpacked, arch)
     configure(target, arch, epoch)
     finish(target, sources)
-    compile_stdlib(target, None if arch == host_arch() else python_root)
+    compile_stdlib(target, None if arch == host_arch() else compiler_root)
 
 
 def check_elf(root: Path, arch: str) -> list[str]:
