@@ -42,6 +42,8 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True, platfo
     proj = project.load()
     if platform:
         arch = _debian_arch(proj, platform)
+        if arch == proj.debian.arch:
+            raise UserError(f"{platform} is the main Debian lock's: `invoke lock` writes it")
         if check:
             debian_lock.load_arch(proj, arch)
             print(f"the Debian lock of linux/{arch} is current")
