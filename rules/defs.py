@@ -105,12 +105,14 @@ class Collector:
                 "lock": Field(str),
                 "keyring": Field(str, "/usr/share/keyrings/debian-archive-keyring.gpg"),
                 "source_date_epoch": Field(int, 0),
+                "root_builder": Field(str, "mmdebstrap", lambda v: None if v in (
+                    "mmdebstrap", "extract") else "must be 'mmdebstrap' or 'extract'"),
             }, kw)
             self.debian.append(model.DebianSource(
                 name=a["name"], archives=tuple(tuple(e.split()) for e in a["archives"]),
                 components=tuple(a["components"]), arch=a["arch"],
                 packages=tuple(a["packages"]), lock=a["lock"], keyring=a["keyring"],
-                source_date_epoch=a["source_date_epoch"]))
+                source_date_epoch=a["source_date_epoch"], root_builder=a["root_builder"]))
 
         def python_toolchain(**kw):
             a = validate("python_toolchain", {

@@ -34,11 +34,27 @@ def _user_path(path: str) -> Path:
     "upgrade_package": "let this package move to its newest allowed version (repeatable)",
     "check": "offline: exit 1 with a diff when a lock no longer matches its inputs",
     "debian": "also (re)lock the Debian packages (default: yes)",
+    "platform": "only the Debian lock of another platform (linux/arm64), beside the main one",
 }, iterable=["upgrade_package"])
 @user_errors
-def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
+def lock(c, runtime=None, upgrade_package=None, check=False, debian=True, platform=None):
     """Write constraints/: one pip-compile lock per Airflow version, and the Debian lock."""
     proj = project.load()
+    if platform:
+        arch = _debian_arch(proj, platform)
+        if arch == proj.debian.arch:
+            raise UserError(f"{platform} is the main Debian lock's: `invoke lock` writes it")
+        if check:
+            debian_lock.load_arch(proj, arch)
+            print(f"the Debian lock of linux/{arch} is current")
+            return
+        with report.status(f"locking Debian packages for linux/{arch}"):
+            result = debian_lock.prepare_arch(proj, arch)
+        atomic.write_all(result.files)
+        report.table("locks", ("file", "action", "packages", "time"),
+                     [(result.path, result.action, str(result.packages),
+                       f"{result.seconds:.1f}s")])
+        return
     versions = pip_lock.airflow_versions(proj, runtime)
     if check:
         pip_lock.check_all(proj, versions)
@@ -60,6 +76,17 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True):
                  [(r.path, r.action, str(r.packages), f"{r.seconds:.1f}s") for r in results])
 
 
+def _debian_arch(proj, platform: str) -> str:
+    """linux/arm64 -> arm64 (the Debian architecture of an OCI platform)."""
+    arch = {"linux/arm64": "arm64", "linux/arm64/v8": "arm64",
+            "linux/amd64": "amd64"}.get(platform)
+    if arch is None:
+        raise UserError(f"unknown platform {platform!r}: linux/amd64 or linux/arm64")
+    if arch != proj.debian.arch and arch not in debian_lock.ARCHES:
+        raise UserError(f"no Debian lock for {platform}")
+    return arch
+
+
 @task
 @user_errors
 def lock_dev(c):
@@ -67,9 +94,10 @@ def lock_dev(c):
     pip_lock.lock_dev(project.find_root())
 
 
-@task(help={"runtime": "fetch only what this Runtime line needs (default: every line)"})
+@task(help={"runtime": "fetch only what this Runtime line needs (default: every line)",
+            "platform": "only the .debs of another platform's Debian lock (linux/arm64)"})
 @user_errors
-def fetch(c, runtime=None):
+def fetch(c, runtime=None, platform=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
     from rules.fetch import locked_inputs as fetching
     from tasks import system_deps
@@ -77,6 +105,12 @@ def fetch(c, runtime=None):
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     cache = default_cache()
+    if platform:
+        result = fetching.fetch_debian(proj, cache, _debian_arch(proj, platform))
+        report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
+                     [(result.what, str(result.files), str(result.downloaded),
+                       f"{result.bytes / 1e6:.0f}")])
+        return
     versions = pip_lock.airflow_versions(proj, runtime)
     # a lock that no longer matches its inputs names old sources: refuse it before any download
     pip_lock.check_all(proj, versions)

@@ -24,8 +24,10 @@ CHROOT = shutil.which("chroot", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/s
 
 
 def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
-        env: dict[str, str] | None = None, what: str = "command") -> str:
-    """Run ``argv`` in ``rootfs``. ``binds`` maps names below /mnt to host folders."""
+        env: dict[str, str] | None = None, what: str = "command",
+        base_env: dict[str, str] = CLEAN_ENV) -> str:
+    """Run ``argv`` in ``rootfs``. ``binds`` maps names below /mnt to host folders; the
+    environment is ``base_env`` (CLEAN_ENV) updated with ``env``."""
     if os.geteuid() != 0:
         raise UserError("building images needs root (a chroot into the Debian base)")
     rootfs = Path(rootfs)
@@ -39,7 +41,7 @@ def run(rootfs: Path, argv: list[str], binds: dict[str, Path] | None = None,
                 raise ValueError(f"bind name must be one folder name below /mnt: {name!r}")
             os.mkdir(Path(scratch) / name.strip("/"))
             mounts.append(f"mount --bind {q(host)} {q(rootfs / 'mnt' / name.strip('/'))}")
-        merged = dict(CLEAN_ENV, **(env or {}))
+        merged = dict(base_env, **(env or {}))
         # The host's env and chroot set up the command: a root needs no coreutils of its own.
         inner = " ".join(q(a) for a in ["env", "-i", *(f"{k}={v}" for k, v in
                                                        sorted(merged.items())),

@@ -42,11 +42,13 @@ def _fetch_all(jobs: list[tuple[str, str, str]], cache: Path, title: str) -> tup
     return len(missing), size
 
 
-def fetch_debian(project: Project, cache: Path) -> FetchResult:
-    packages = debian_lock.load(project)["packages"]
+def fetch_debian(project: Project, cache: Path, arch: str | None = None) -> FetchResult:
+    """The .debs of the Debian lock (of ``arch``'s lock beside it, when given)."""
+    packages = debian_lock.packages_for(project, arch)
+    what = "Debian packages" + (f" ({arch})" if arch and arch != project.debian.arch else "")
     jobs = [(p["url"], p["sha256"], p["filename"]) for p in packages]
-    downloaded, size = _fetch_all(jobs, cache, "Debian packages")
-    return FetchResult("Debian packages", len(jobs), downloaded, size)
+    downloaded, size = _fetch_all(jobs, cache, what)
+    return FetchResult(what, len(jobs), downloaded, size)
 
 
 def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:

@@ -15,6 +15,9 @@ class DebianSource:
     lock: str  # repo-relative path of the JSON lock
     keyring: str  # OpenPGP keyring that signs the suites' InRelease files
     source_date_epoch: int = 0  # mtime clamp of the layers lines share
+    # how the Debian root is made: "mmdebstrap" (runs the maintainer scripts) or "extract"
+    # (rules.debian.extract_root: unpacks, writes dpkg's database, runs no package code)
+    root_builder: str = "mmdebstrap"
 
 
 @dataclass(frozen=True)

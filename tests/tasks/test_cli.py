@@ -69,6 +69,18 @@ def test_check_passes_on_committed_locks():
     assert "locks are current" in proc.stdout
 
 
+def test_arm64_debian_lock_check_and_bad_platforms():
+    proc = run_invoke(REPO, "lock", "--platform", "linux/arm64", "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert "the Debian lock of linux/arm64 is current" in proc.stdout
+    proc = run_invoke(REPO, "lock", "--platform", "linux/riscv64", "--check")
+    assert_clean_error(proc, 2)
+    assert "unknown platform 'linux/riscv64'" in proc.stderr
+    proc = run_invoke(REPO, "lock", "--platform", "linux/amd64")
+    assert_clean_error(proc, 2)
+    assert "the main Debian lock's" in proc.stderr
+
+
 def test_check_on_stale_lock_exits_1_with_diff(repo_copy):
     providers = repo_copy / "providers" / "BUILD"
     providers.write_text(providers.read_text().replace('"redis",', '"redis",\n    "slack",'))
