@@ -15,7 +15,9 @@ the container with a clear message instead of hiding behind a default.
     scheduler parsing_processes clamp(ceil(C), 1, 8)
 
 `python -m astro_runtime.concurrency` prints `export` lines for the entrypoint; `runtime-info`
-shows the choices and why.
+shows the choices and why. RUNTIME_CONCURRENCY_DEFAULTS=off leaves the six options above to
+Airflow (its own defaults: parallelism 32, ...), for comparisons; the high-availability settings
+stay.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from astro_runtime import limits as limits_mod
 LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
 # the variables the entrypoint exported from our own choices (not the user's)
 COMPUTED_VARIABLE = "RUNTIME_COMPUTED_SETTINGS"
+SWITCH = "RUNTIME_CONCURRENCY_DEFAULTS"  # on (default) | off
 
 
 class ConfigError(Exception):
@@ -163,6 +166,15 @@ def executor(env, user_cfg) -> str:
     return value.strip().rsplit(".", 1)[-1]
 
 
+def defaults_on(env) -> bool:
+    raw = env.get(SWITCH, "on").strip().lower()
+    if raw in ("on", "true", "1", "yes", ""):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{SWITCH}={env[SWITCH]!r} is neither on nor off")
+
+
 def task_slots(lim: limits_mod.Limits) -> int:
     by_cpu = math.floor(4 * lim.cpus + 1e-9)
     by_memory = math.floor((lim.memory_gib - 1) / 0.25 + 1e-9)
@@ -177,6 +189,7 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
     user_cfg, cfg_path = _user_config(env)
     kind = executor(env, user_cfg)
     local = kind in LOCAL_EXECUTORS
+    enabled = defaults_on(env)
     slots = task_slots(lim)
     cpus_up = limits_mod.whole_cpus(lim)
     s_why = (f"S = min(floor(4 × {lim.cpus:g} CPUs), floor(({lim.memory_gib:.2f} GiB - 1) / "
@@ -201,7 +214,7 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         if found:
             choices.append(Choice(setting, found[0], found[1], "set by the user: kept"))
             continue
-        value, why = computed[name]
+        value, why = computed[name] if enabled else (None, f"{SWITCH}=off")
         choices.append(Choice(setting, None if value is None else str(value),
                               "computed" if value is not None else "Airflow default", why))
     for sections, key, value, why in HIGH_AVAILABILITY:
@@ -217,7 +230,8 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         else:
             choices.append(Choice(Setting(section, key, (), 0), value, "computed",
                                   f"high availability: {why}"))
-    facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict()}
+    facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict(),
+             "concurrency_defaults": "on" if enabled else "off"}
     return choices, facts
 
 

@@ -137,3 +137,25 @@ def test_high_availability_settings_unless_the_user_set_them():
     assert got["visibility_timeout"] == ("21600", "computed")
     assert got["sql_alchemy_pool_recycle"] == \
         ("600", "user (env AIRFLOW__CORE__SQL_ALCHEMY_POOL_RECYCLE)")
+
+
+def test_the_switch_leaves_concurrency_to_airflow():
+    got, facts = chosen({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                         "RUNTIME_CONCURRENCY_DEFAULTS": "off",
+                         "AIRFLOW__WEBSERVER__WORKERS": "3"}, 1, 2)
+    for key in ("parallelism", "max_active_tasks_per_dag", "worker_concurrency",
+                "parsing_processes"):
+        assert got[key] == (None, "Airflow default"), key
+    assert got["workers"] == ("3", "user (env AIRFLOW__WEBSERVER__WORKERS)")
+    assert got["use_row_level_locking"] == ("True", "computed")  # high availability stays
+    assert facts["concurrency_defaults"] == "off"
+    choices, _ = concurrency.choose({"AIRFLOW_VERSION": "2.2.4", "AIRFLOW_HOME": "/nonexistent",
+                                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                                     "RUNTIME_CONCURRENCY_DEFAULTS": "off"},
+                                    limits.Limits(1, 2 * GIB, "test", "test"))
+    assert "PARALLELISM" not in concurrency.exports(choices)
+
+
+def test_a_nonsense_switch_is_reported():
+    with pytest.raises(concurrency.ConfigError, match="RUNTIME_CONCURRENCY_DEFAULTS='maybe'"):
+        chosen({"RUNTIME_CONCURRENCY_DEFAULTS": "maybe"}, 1, 2)
