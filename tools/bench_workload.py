@@ -41,7 +41,6 @@ REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "tools" / "in_image" / "workload_dags"
 DAG_ID = "runtime_workload"
 LIMITS = [(0.5, "1g"), (1, "2g"), (2, "4g")]
-SWEEP_LIMIT = (1, "2g")
 SWEEP = [1, 2, 4, 8, 16, 32]
 PREFIX = "runtime-bench-wl"
 # what every Airflow container of the bench gets (besides the database and executor)
@@ -239,7 +238,10 @@ class Bench:
         self.pg.create_database(f"{PREFIX}-template".replace("-", "_"))
         name = f"{PREFIX}-init"
         remove(name)
-        env = self.env("runtime_bench_wl_template", "LocalExecutor")
+        # Airflow's default pool (128 slots): `db init` with the Runtime's defaults would size it
+        # for the host, capping every cell
+        env = {**self.env("runtime_bench_wl_template", "LocalExecutor"),
+               "RUNTIME_CONCURRENCY_DEFAULTS": "off"}
         proc = subprocess.run(["docker", "run", "--rm", "--name", name, "--network", "host",
                                "-v", f"{DAGS}:/usr/local/airflow/dags:ro",
                                *sum((["-e", f"{k}={v}"] for k, v in env.items()), []),
@@ -247,6 +249,8 @@ class Bench:
                               capture_output=True, text=True, timeout=600)
         if proc.returncode:
             raise RuntimeError("airflow db init: " + (proc.stdout + proc.stderr)[-3000:])
+        self.pg.psql("UPDATE slot_pool SET slots = 128 WHERE pool = 'default_pool'",
+                     "runtime_bench_wl_template")
 
     def database(self) -> str:
         self.count += 1
@@ -480,10 +484,10 @@ def plot(data: dict, png: Path) -> None:
     fig.savefig(png)
 
 
-def write_plot(cells: list[Cell], png: Path, title: str) -> None:
+def write_plot(cells: list[Cell], png: Path, limit: tuple[float, str], title: str) -> None:
     sweep, marks = {}, []
     for c in cells:
-        if (c.cpus, c.memory) != SWEEP_LIMIT:
+        if (c.cpus, c.memory) != limit:
             continue
         makespan = None if c.unfinished or c.failed else c.makespan
         if c.config.startswith("parallelism"):
@@ -544,6 +548,7 @@ def main(argv=None):
     parser.add_argument("--limits", default="0.5:1g,1:2g,2:4g")
     parser.add_argument("--sweep", default=",".join(map(str, SWEEP)))
     parser.add_argument("--sweep-executors", default="LocalExecutor")
+    parser.add_argument("--sweep-limit", default="1:2g", help="the limits of the sweep")
     parser.add_argument("--cell-timeout", type=int, default=600)
     parser.add_argument("--start-rounds", type=int, default=3)
     parser.add_argument("--probe-rounds", type=int, default=15)
@@ -563,6 +568,8 @@ def main(argv=None):
     limits = [(float(c), m) for c, m in (x.split(":") for x in args.limits.split(","))]
     executors = args.executors.split(",")
     sweep = [int(p) for p in args.sweep.split(",") if p]
+    cpus, memory = args.sweep_limit.split(":")
+    sweep_limit = (float(cpus), memory)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.utcnow()
@@ -586,10 +593,10 @@ def main(argv=None):
                                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(p)} \
                         if executor == "LocalExecutor" else \
                         {"AIRFLOW__CELERY__WORKER_CONCURRENCY": str(p)}
-                    cells.append(bench.cell(executor, *SWEEP_LIMIT, f"parallelism {p}",
+                    cells.append(bench.cell(executor, *sweep_limit, f"parallelism {p}",
                                             settings))
         if not args.no_start:
-            start_lines = start_times(bench, *SWEEP_LIMIT, args.start_rounds)
+            start_lines = start_times(bench, 1.0, "2g", args.start_rounds)
     finished = datetime.datetime.utcnow()
     header = (f"`python tools/bench_workload.py` on {image}, {started:%Y-%m-%d %H:%M}–"
               f"{finished:%H:%M} UTC, {args.tasks} tasks, load average at the end "
@@ -600,8 +607,8 @@ def main(argv=None):
     print()
     print(text)
     if sweep:
-        write_plot(cells, out / "workload-sweep.png",
-                   f"{args.tasks} tasks at {SWEEP_LIMIT[0]} CPU / {SWEEP_LIMIT[1][:-1]} GiB, "
+        write_plot(cells, out / "workload-sweep.png", sweep_limit,
+                   f"{args.tasks} tasks at {sweep_limit[0]:g} CPU / {sweep_limit[1][:-1]} GiB, "
                    f"{image} ({started:%Y-%m-%d})")
 
 
