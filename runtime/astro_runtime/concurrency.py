@@ -5,7 +5,8 @@ with a value other than Airflow's default) always wins, and is checked: a nonsen
 the container with a clear message instead of hiding behind a default.
 
     C = CPUs (cgroup quota, else the CPUs we may run on), M = memory in GiB (cgroup limit, else
-    the host's RAM), task slots S = clamp(min(floor(4 C), floor((M - 1) / 0.25)), 1, 64)
+    the host's RAM), task slots S = clamp(min(floor(16 C), floor((M - 640 MiB) / 85 MiB)), 1, 64)
+    (measured basis: docs/benchmarks.md, "concurrency defaults under container limits")
 
     parallelism                 S            (LocalExecutor; other executors run tasks elsewhere)
     max_active_tasks_per_dag    min(16, S)   (dag_concurrency on Airflow 2.1; LocalExecutor)
@@ -37,6 +38,12 @@ LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
 # the variables the entrypoint exported from our own choices (not the user's)
 COMPUTED_VARIABLE = "RUNTIME_COMPUTED_SETTINGS"
 SWITCH = "RUNTIME_CONCURRENCY_DEFAULTS"  # on (default) | off
+# the task slot formula, fitted to DAG runs under container limits (docs/benchmarks.md): most
+# tasks wait more than they compute, and a 1 CPU container ran a DAG of mostly short tasks
+# fastest with 16 at once; a running task cost 45 MiB (LocalExecutor) to 69 MiB (Celery,
+# with its pool process), so 85 MiB a slot, after 640 MiB for the Celery worker or scheduler
+# itself and one big task
+CPU_SLOTS, RESERVED_MIB, SLOT_MIB = 16, 640, 85
 
 
 class ConfigError(Exception):
@@ -176,8 +183,8 @@ def defaults_on(env) -> bool:
 
 
 def task_slots(lim: limits_mod.Limits) -> int:
-    by_cpu = math.floor(4 * lim.cpus + 1e-9)
-    by_memory = math.floor((lim.memory_gib - 1) / 0.25 + 1e-9)
+    by_cpu = math.floor(CPU_SLOTS * lim.cpus + 1e-9)
+    by_memory = math.floor((lim.memory_bytes / (1 << 20) - RESERVED_MIB) / SLOT_MIB + 1e-9)
     return max(1, min(by_cpu, by_memory, 64))
 
 
@@ -192,8 +199,8 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
     enabled = defaults_on(env)
     slots = task_slots(lim)
     cpus_up = limits_mod.whole_cpus(lim)
-    s_why = (f"S = min(floor(4 × {lim.cpus:g} CPUs), floor(({lim.memory_gib:.2f} GiB - 1) / "
-             f"0.25)) clamped to 1..64 = {slots}")
+    s_why = (f"S = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
+             f" - {RESERVED_MIB}) / {SLOT_MIB})) clamped to 1..64 = {slots}")
     computed = {
         "parallelism": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),

@@ -66,11 +66,14 @@ def chosen(env, cpus, gib):
 
 
 @pytest.mark.parametrize("cpus, gib, slots, per_dag, web, parsing", [
-    (0.5, 1, 1, 1, 2, 1),
-    (1, 2, 4, 4, 2, 1),
-    (2, 4, 8, 8, 4, 2),
-    (4, 8, 16, 16, 4, 4),
-    (8, 32, 32, 16, 4, 8),
+    (0.25, 0.5, 1, 1, 1, 1),
+    (0.5, 0.75, 1, 1, 1, 1),
+    (0.5, 1, 4, 4, 2, 1),
+    (1, 1, 4, 4, 2, 1),
+    (1, 2, 16, 16, 2, 1),
+    (0.5, 2, 8, 8, 2, 1),
+    (2, 4, 32, 16, 4, 2),
+    (4, 8, 64, 16, 4, 4),
     (64, 256, 64, 16, 4, 8),
 ])
 def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
@@ -86,14 +89,15 @@ def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
 def test_remote_executors_leave_parallelism_to_airflow():
     got, _ = chosen({"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}, 2, 4)
     assert got["parallelism"] == (None, "Airflow default")
-    assert got["worker_concurrency"] == ("8", "computed")
+    assert got["worker_concurrency"] == ("32", "computed")
 
 
 def test_airflow_2_1_names_dag_concurrency():
     lim = limits.Limits(2, 4 * GIB, "test", "test")
     choices, _ = concurrency.choose({"AIRFLOW_VERSION": "2.1.1", "AIRFLOW_HOME": "/nonexistent",
                                      "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, lim)
-    assert "export AIRFLOW__CORE__DAG_CONCURRENCY=8\n" in concurrency.exports(choices)
+    assert "export AIRFLOW__CORE__DAG_CONCURRENCY=16\n" in concurrency.exports(choices)
+    assert "export AIRFLOW__CORE__PARALLELISM=32\n" in concurrency.exports(choices)
 
 
 def test_what_the_user_set_wins(tmp_path):
@@ -124,7 +128,7 @@ def test_our_own_exports_are_not_taken_for_the_users():
     first, _ = concurrency.choose(env, lim)
     exported = dict(line.removeprefix("export ").split("=", 1)
                     for line in concurrency.exports(first).splitlines())
-    assert exported["AIRFLOW__CORE__PARALLELISM"] == "8"
+    assert exported["AIRFLOW__CORE__PARALLELISM"] == "32"
     again, _ = concurrency.choose({**env, **{k: v.strip("'") for k, v in exported.items()}},
                                   limits.Limits(1, 2 * GIB, "test", "test"))
     assert {c.setting.key: c.source for c in again}["parallelism"] == "computed"

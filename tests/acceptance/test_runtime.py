@@ -28,8 +28,8 @@ def settings_of(data) -> dict:
     return {s["option"].split(".")[1]: (s["value"], s["source"]) for s in data["settings"]}
 
 
-@pytest.mark.parametrize("cpus, memory, gib, slots, web", [(1, "2g", 2, 4, 2),
-                                                           (2, "4g", 4, 8, 4)])
+@pytest.mark.parametrize("cpus, memory, gib, slots, web", [(1, "2g", 2, 16, 2),
+                                                           (2, "4g", 4, 32, 4)])
 def test_defaults_follow_the_container_limits(images, cpus, memory, gib, slots, web):
     img = images["base"]
     data = info(img, cpus=cpus, memory=memory, env=LOCAL)
