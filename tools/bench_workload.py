@@ -473,8 +473,8 @@ def plot(data: dict, png: Path) -> None:
     markers = {"Runtime": "*", "Airflow": "s"}
     for executor, config, parallelism, makespan in data["marks"]:
         if makespan is not None and parallelism:
-            ax.scatter([parallelism], [makespan], marker=markers[config], s=120, zorder=3,
-                       label=f"{executor} {config} defaults")
+            ax.scatter([parallelism], [makespan], marker=markers.get(config, "P"), s=120,
+                       zorder=3, label=f"{executor} {config} defaults")
     ax.set_xscale("log", base=2)
     ax.set_xticks(SWEEP)
     ax.set_xticklabels([str(p) for p in SWEEP])
@@ -544,6 +544,8 @@ def calibrate(image: str) -> int:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--line", default="4.2")
+    parser.add_argument("--image", default="", help="an image reference to bench instead of the "
+                        "line's base image (whose tag another session may load over)")
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--memory-mb", type=int, default=300)
     parser.add_argument("--cpu-loops", type=int, default=0, help="0: calibrate to about 2 s")
@@ -566,7 +568,7 @@ def main(argv=None):
     sys.path.insert(0, str(REPO))
     from tests import services
 
-    image = image_tag(args.line)
+    image = args.image or image_tag(args.line)
     args.cpu_loops = args.cpu_loops or calibrate(image)
     limits = [(float(c), m) for c, m in (x.split(":") for x in args.limits.split(","))]
     executors = args.executors.split(",")
