@@ -6,12 +6,13 @@ the container with a clear message instead of hiding behind a default.
 
     C = CPUs (cgroup quota, else the CPUs we may run on), M = memory in GiB (cgroup limit, else
     the host's RAM), task slots S = clamp(min(floor(16 C), floor((M - 640 MiB) / 85 MiB)), 1, 64)
+    and for a Celery worker's own processes W = the same with 128 MiB a slot
     (measured basis: docs/benchmarks.md, "concurrency defaults under container limits")
 
     parallelism                 S            (LocalExecutor; other executors run tasks elsewhere)
     max_active_tasks_per_dag    min(16, S)   (dag_concurrency on Airflow 2.1; LocalExecutor)
     default_pool_task_slot_count S           (LocalExecutor; used when `db init` makes the pool)
-    celery worker_concurrency   S            (the worker's own container limits)
+    celery worker_concurrency   W            (the worker's own container limits)
     webserver workers           clamp(min(2 ceil(C), floor(M / 0.5)), 1, 4)
     scheduler parsing_processes clamp(ceil(C), 1, 8)
 
@@ -40,10 +41,10 @@ COMPUTED_VARIABLE = "RUNTIME_COMPUTED_SETTINGS"
 SWITCH = "RUNTIME_CONCURRENCY_DEFAULTS"  # on (default) | off
 # the task slot formula, fitted to DAG runs under container limits (docs/benchmarks.md): most
 # tasks wait more than they compute, and a 1 CPU container ran a DAG of mostly short tasks
-# fastest with 16 at once; a running task cost 45 MiB (LocalExecutor) to 69 MiB (Celery,
-# with its pool process), so 85 MiB a slot, after 640 MiB for the Celery worker or scheduler
-# itself and one big task
-CPU_SLOTS, RESERVED_MIB, SLOT_MIB = 16, 640, 85
+# fastest with 16 at once; a running task cost about 45 MiB with the LocalExecutor, so 85 MiB a
+# slot, after 640 MiB for the scheduler (or Celery worker) itself and one big task. A Celery
+# slot also holds a pool process: 69-100 MiB measured, and 16 of them OOMed in 2 GiB: 128 MiB.
+CPU_SLOTS, RESERVED_MIB, SLOT_MIB, CELERY_SLOT_MIB = 16, 640, 85, 128
 
 
 class ConfigError(Exception):
@@ -182,9 +183,9 @@ def defaults_on(env) -> bool:
     raise ConfigError(f"{SWITCH}={env[SWITCH]!r} is neither on nor off")
 
 
-def task_slots(lim: limits_mod.Limits) -> int:
+def task_slots(lim: limits_mod.Limits, slot_mib: int = SLOT_MIB) -> int:
     by_cpu = math.floor(CPU_SLOTS * lim.cpus + 1e-9)
-    by_memory = math.floor((lim.memory_bytes / (1 << 20) - RESERVED_MIB) / SLOT_MIB + 1e-9)
+    by_memory = math.floor((lim.memory_bytes / (1 << 20) - RESERVED_MIB) / slot_mib + 1e-9)
     return max(1, min(by_cpu, by_memory, 64))
 
 
@@ -201,6 +202,9 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
     cpus_up = limits_mod.whole_cpus(lim)
     s_why = (f"S = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
              f" - {RESERVED_MIB}) / {SLOT_MIB})) clamped to 1..64 = {slots}")
+    celery_slots = task_slots(lim, CELERY_SLOT_MIB)
+    w_why = (f"W = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
+             f" - {RESERVED_MIB}) / {CELERY_SLOT_MIB})) clamped to 1..64 = {celery_slots}")
     computed = {
         "parallelism": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),
@@ -208,7 +212,7 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         (None, f"{kind} runs tasks outside this container"),
         "pool": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),
-        "worker": (slots, s_why),
+        "worker": (celery_slots, w_why),
         "webserver": (max(1, min(4, 2 * cpus_up, math.floor(lim.memory_gib / 0.5 + 1e-9))),
                       f"min(2 × {cpus_up} CPUs, {lim.memory_gib:.2f} GiB / 0.5) clamped to 1..4"),
         "parsing": (max(1, min(8, cpus_up)), f"{cpus_up} CPUs clamped to 1..8"),
@@ -237,7 +241,8 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         else:
             choices.append(Choice(Setting(section, key, (), 0), value, "computed",
                                   f"high availability: {why}"))
-    facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict(),
+    facts = {"executor": kind, "task_slots": slots, "celery_task_slots": celery_slots,
+             "limits": lim.as_dict(),
              "concurrency_defaults": "on" if enabled else "off"}
     return choices, facts
 

@@ -65,23 +65,23 @@ def chosen(env, cpus, gib):
     return {c.setting.key: (c.value, c.source) for c in choices}, facts
 
 
-@pytest.mark.parametrize("cpus, gib, slots, per_dag, web, parsing", [
-    (0.25, 0.5, 1, 1, 1, 1),
-    (0.5, 0.75, 1, 1, 1, 1),
-    (0.5, 1, 4, 4, 2, 1),
-    (1, 1, 4, 4, 2, 1),
-    (1, 2, 16, 16, 2, 1),
-    (0.5, 2, 8, 8, 2, 1),
-    (2, 4, 32, 16, 4, 2),
-    (4, 8, 64, 16, 4, 4),
-    (64, 256, 64, 16, 4, 8),
+@pytest.mark.parametrize("cpus, gib, slots, per_dag, celery, web, parsing", [
+    (0.25, 0.5, 1, 1, 1, 1, 1),
+    (0.5, 0.75, 1, 1, 1, 1, 1),
+    (0.5, 1, 4, 4, 3, 2, 1),
+    (1, 1, 4, 4, 3, 2, 1),
+    (1, 2, 16, 16, 11, 2, 1),
+    (0.5, 2, 8, 8, 8, 2, 1),
+    (2, 4, 32, 16, 27, 4, 2),
+    (4, 8, 64, 16, 59, 4, 4),
+    (64, 256, 64, 16, 64, 4, 8),
 ])
-def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
+def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, celery, web, parsing):
     got, facts = chosen({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, cpus, gib)
-    assert facts["task_slots"] == slots
+    assert (facts["task_slots"], facts["celery_task_slots"]) == (slots, celery)
     assert got["parallelism"] == (str(slots), "computed")
     assert got["max_active_tasks_per_dag"] == (str(per_dag), "computed")
-    assert got["worker_concurrency"] == (str(slots), "computed")
+    assert got["worker_concurrency"] == (str(celery), "computed")
     assert got["workers"] == (str(web), "computed")
     assert got["parsing_processes"] == (str(parsing), "computed")
 
@@ -89,7 +89,7 @@ def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
 def test_remote_executors_leave_parallelism_to_airflow():
     got, _ = chosen({"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}, 2, 4)
     assert got["parallelism"] == (None, "Airflow default")
-    assert got["worker_concurrency"] == ("32", "computed")
+    assert got["worker_concurrency"] == ("27", "computed")
 
 
 def test_airflow_2_1_names_dag_concurrency():

@@ -28,9 +28,9 @@ def settings_of(data) -> dict:
     return {s["option"].split(".")[1]: (s["value"], s["source"]) for s in data["settings"]}
 
 
-@pytest.mark.parametrize("cpus, memory, gib, slots, web", [(1, "2g", 2, 16, 2),
-                                                           (2, "4g", 4, 32, 4)])
-def test_defaults_follow_the_container_limits(images, cpus, memory, gib, slots, web):
+@pytest.mark.parametrize("cpus, memory, gib, slots, celery, web", [(1, "2g", 2, 16, 11, 2),
+                                                                   (2, "4g", 4, 32, 27, 4)])
+def test_defaults_follow_the_container_limits(images, cpus, memory, gib, slots, celery, web):
     img = images["base"]
     data = info(img, cpus=cpus, memory=memory, env=LOCAL)
     assert data["limits"]["cpus"] == cpus and data["limits"]["cpu_source"].startswith("cgroup")
@@ -40,7 +40,7 @@ def test_defaults_follow_the_container_limits(images, cpus, memory, gib, slots, 
         "max_active_tasks_per_dag"
     assert chosen["parallelism"] == (str(slots), "computed")
     assert chosen[per_dag] == (str(min(16, slots)), "computed")
-    assert chosen["worker_concurrency"] == (str(slots), "computed")
+    assert chosen["worker_concurrency"] == (str(celery), "computed")
     assert chosen["workers"] == (str(web), "computed")
     assert chosen["parsing_processes"] == (str(cpus), "computed")
     # ... and Airflow itself reads them
