@@ -136,8 +136,8 @@ def table(cells: list[Cell]) -> str:
         oom = "–" if c.oom_kills is None else str(c.oom_kills)
         if c.oom_killed:
             oom += " (container OOMKilled)"
-        makespan = _figure(c.makespan, 1, " s") if not c.unfinished else \
-            f"> {_figure(c.makespan, 0, ' s')} (timeout)"
+        makespan = _figure(c.makespan, 1, " s") if not c.unfinished or c.makespan is None \
+            else f"> {_figure(c.makespan, 0, ' s')} (timeout)"
         rows.append(f"| {c.executor.replace('Executor', '')} | {c.limit} | {c.config} | "
                     f"{c.parallelism if c.parallelism is not None else '–'} | {makespan} | "
                     f"{c.failed} / {c.unfinished} | {oom} | {_figure(c.peak_mib, 0, ' MiB')} | "
