@@ -570,7 +570,7 @@ def main(argv=None):
 
     image = args.image or image_tag(args.line)
     args.cpu_loops = args.cpu_loops or calibrate(image)
-    limits = [(float(c), m) for c, m in (x.split(":") for x in args.limits.split(","))]
+    limits = [(float(c), m) for c, m in (x.split(":") for x in args.limits.split(",") if x)]
     executors = args.executors.split(",")
     sweep = [int(p) for p in args.sweep.split(",") if p]
     cpus, memory = args.sweep_limit.split(":")

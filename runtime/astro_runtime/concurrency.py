@@ -6,7 +6,8 @@ the container with a clear message instead of hiding behind a default.
 
     C = CPUs (cgroup quota, else the CPUs we may run on), M = memory in GiB (cgroup limit, else
     the host's RAM), task slots S = clamp(min(floor(16 C), floor((M - 640 MiB) / 85 MiB)), 1, 64)
-    and for a Celery worker's own processes W = the same with 128 MiB a slot
+    and for a Celery worker's own processes W = the same with 128 MiB a slot; from Airflow 2.3,
+    768 MiB reserved, 192 MiB a task slot, 256 MiB a Celery slot
     (measured basis: docs/benchmarks.md, "concurrency defaults under container limits")
 
     parallelism                 S            (LocalExecutor; other executors run tasks elsewhere)
@@ -44,7 +45,16 @@ SWITCH = "RUNTIME_CONCURRENCY_DEFAULTS"  # on (default) | off
 # fastest with 16 at once; a running task cost about 45 MiB with the LocalExecutor, so 85 MiB a
 # slot, after 640 MiB for the scheduler (or Celery worker) itself and one big task. A Celery
 # slot also holds a pool process: 69-100 MiB measured, and 16 of them OOMed in 2 GiB: 128 MiB.
-CPU_SLOTS, RESERVED_MIB, SLOT_MIB, CELERY_SLOT_MIB = 16, 640, 85, 128
+# Airflow 2.3's task processes are bigger: 161 MiB a running task measured (LocalExecutor,
+# 1 CPU / 2 GiB: parallelism 2 → 4, 1073 → 1395 MiB), and with 85 MiB a slot 16 tasks in 2 GiB
+# were OOM-killed; its Celery slots are not measured yet (a pool process more, as on 2.2)
+CPU_SLOTS = 16
+MEMORY = {(2, 0): (640, 85, 128), (2, 3): (768, 192, 256)}  # first version: reserved, slot MiB
+
+
+def memory_model(version: tuple[int, int]) -> tuple[int, int, int]:
+    """(MiB reserved, MiB a task slot, MiB a Celery worker slot) for this Airflow version."""
+    return MEMORY[max(v for v in MEMORY if v <= version)]
 
 
 class ConfigError(Exception):
@@ -183,9 +193,9 @@ def defaults_on(env) -> bool:
     raise ConfigError(f"{SWITCH}={env[SWITCH]!r} is neither on nor off")
 
 
-def task_slots(lim: limits_mod.Limits, slot_mib: int = SLOT_MIB) -> int:
+def task_slots(lim: limits_mod.Limits, slot_mib: int = 85, reserved_mib: int = 640) -> int:
     by_cpu = math.floor(CPU_SLOTS * lim.cpus + 1e-9)
-    by_memory = math.floor((lim.memory_bytes / (1 << 20) - RESERVED_MIB) / slot_mib + 1e-9)
+    by_memory = math.floor((lim.memory_bytes / (1 << 20) - reserved_mib) / slot_mib + 1e-9)
     return max(1, min(by_cpu, by_memory, 64))
 
 
@@ -198,13 +208,14 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
     kind = executor(env, user_cfg)
     local = kind in LOCAL_EXECUTORS
     enabled = defaults_on(env)
-    slots = task_slots(lim)
+    reserved, slot_mib, celery_mib = memory_model(version)
+    slots = task_slots(lim, slot_mib, reserved)
     cpus_up = limits_mod.whole_cpus(lim)
     s_why = (f"S = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
-             f" - {RESERVED_MIB}) / {SLOT_MIB})) clamped to 1..64 = {slots}")
-    celery_slots = task_slots(lim, CELERY_SLOT_MIB)
+             f" - {reserved}) / {slot_mib})) clamped to 1..64 = {slots}")
+    celery_slots = task_slots(lim, celery_mib, reserved)
     w_why = (f"W = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
-             f" - {RESERVED_MIB}) / {CELERY_SLOT_MIB})) clamped to 1..64 = {celery_slots}")
+             f" - {reserved}) / {celery_mib})) clamped to 1..64 = {celery_slots}")
     computed = {
         "parallelism": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),

@@ -163,3 +163,15 @@ def test_the_switch_leaves_concurrency_to_airflow():
 def test_a_nonsense_switch_is_reported():
     with pytest.raises(concurrency.ConfigError, match="RUNTIME_CONCURRENCY_DEFAULTS='maybe'"):
         chosen({"RUNTIME_CONCURRENCY_DEFAULTS": "maybe"}, 1, 2)
+
+
+@pytest.mark.parametrize("cpus, gib, slots, celery", [
+    (0.5, 1, 1, 1),
+    (1, 2, 6, 5),
+    (2, 4, 17, 13),
+])
+def test_airflow_2_3_takes_more_memory_a_slot(cpus, gib, slots, celery):
+    lim = limits.Limits(cpus, int(gib * GIB), "test", "test")
+    choices, facts = concurrency.choose({"AIRFLOW_VERSION": "2.3.0", "AIRFLOW_HOME": "/nonexistent",
+                                         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, lim)
+    assert (facts["task_slots"], facts["celery_task_slots"]) == (slots, celery)
