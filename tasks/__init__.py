@@ -494,12 +494,26 @@ def pex(c, runtime="4.2", out=None):
             "remote": "also benchmark the remote cache: publish from an empty cache without "
                       "the bytes (local TLS registry)",
             "layers": "also benchmark what a push sends after one small dependency is bumped "
-                      "(local TLS registry; the lock and fetch need PyPI)"})
+                      "(local TLS registry; the lock and fetch need PyPI)",
+            "workload": "instead: the workload benchmark of the concurrency defaults, DAG runs "
+                        "under container limits (dockerd, PostgreSQL, Redis; about 30 min)",
+            "workload_options": "options for tools/bench_workload.py, e.g. '--tasks 40 "
+                                "--executors LocalExecutor' (its --help lists them)"})
 def bench(c, pip_compile_timeout=0, image=True, logs=True, push=True, remote=True,
-          layers=True):
+          layers=True, workload=False, workload_options=""):
     """Print figures side by side: locking, our image build against docker build, and the task
-    log handler against Airflow's file handler."""
+    log handler against Airflow's file handler. --workload: the concurrency defaults' DAG runs
+    under container limits instead."""
     from tasks import dockerd
+
+    if workload:
+        from tasks import system_deps
+
+        system_deps.ensure(system_deps.WORKLOAD_BENCH_PACKAGES)
+        with dockerd.engine(default_cache()) as host:
+            c.run(f"python tools/bench_workload.py {workload_options}", pty=False,
+                  env={"DOCKER_HOST": host})
+        return
 
     c.run(f"python tools/bench_lock.py --pip-compile-timeout {int(pip_compile_timeout)}",
           pty=False)

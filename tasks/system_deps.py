@@ -28,6 +28,12 @@ HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
                  "docker-registry": "/usr/bin/docker-registry",
                  "apache2-utils": "/usr/bin/htpasswd", "skopeo": "/usr/bin/skopeo"}
 
+# ... and what `invoke bench --workload` needs: the engine, the servers, and Debian's matplotlib
+# for its plot (the project's venv has none)
+WORKLOAD_BENCH_PACKAGES = {name: HOST_PACKAGES[name]
+                           for name in ("docker.io", "postgresql", "redis-server")} | \
+    {"python3-matplotlib": "/usr/lib/python3/dist-packages/matplotlib/__init__.py"}
+
 
 def missing(packages: dict[str, str] = HOST_PACKAGES) -> list[str]:
     return sorted(name for name, path in packages.items() if not glob.glob(path))

@@ -5,17 +5,22 @@ with a value other than Airflow's default) always wins, and is checked: a nonsen
 the container with a clear message instead of hiding behind a default.
 
     C = CPUs (cgroup quota, else the CPUs we may run on), M = memory in GiB (cgroup limit, else
-    the host's RAM), task slots S = clamp(min(floor(4 C), floor((M - 1) / 0.25)), 1, 64)
+    the host's RAM), task slots S = clamp(min(floor(16 C), floor((M - 640 MiB) / 85 MiB)), 1, 64)
+    and for a Celery worker's own processes W = the same with 128 MiB a slot; from Airflow 2.3,
+    768 MiB reserved, 192 MiB a task slot, 256 MiB a Celery slot
+    (measured basis: docs/benchmarks.md, "concurrency defaults under container limits")
 
     parallelism                 S            (LocalExecutor; other executors run tasks elsewhere)
     max_active_tasks_per_dag    min(16, S)   (dag_concurrency on Airflow 2.1; LocalExecutor)
     default_pool_task_slot_count S           (LocalExecutor; used when `db init` makes the pool)
-    celery worker_concurrency   S            (the worker's own container limits)
+    celery worker_concurrency   W            (the worker's own container limits)
     webserver workers           clamp(min(2 ceil(C), floor(M / 0.5)), 1, 4)
     scheduler parsing_processes clamp(ceil(C), 1, 8)
 
 `python -m astro_runtime.concurrency` prints `export` lines for the entrypoint; `runtime-info`
-shows the choices and why.
+shows the choices and why. RUNTIME_CONCURRENCY_DEFAULTS=off leaves the six options above to
+Airflow (its own defaults: parallelism 32, ...), for comparisons; the high-availability settings
+stay.
 """
 
 from __future__ import annotations
@@ -34,6 +39,22 @@ from astro_runtime import limits as limits_mod
 LOCAL_EXECUTORS = ("LocalExecutor", "SequentialExecutor", "DebugExecutor")
 # the variables the entrypoint exported from our own choices (not the user's)
 COMPUTED_VARIABLE = "RUNTIME_COMPUTED_SETTINGS"
+SWITCH = "RUNTIME_CONCURRENCY_DEFAULTS"  # on (default) | off
+# the task slot formula, fitted to DAG runs under container limits (docs/benchmarks.md): most
+# tasks wait more than they compute, and a 1 CPU container ran a DAG of mostly short tasks
+# fastest with 16 at once; a running task cost about 45 MiB with the LocalExecutor, so 85 MiB a
+# slot, after 640 MiB for the scheduler (or Celery worker) itself and one big task. A Celery
+# slot also holds a pool process: 69-100 MiB measured, and 16 of them OOMed in 2 GiB: 128 MiB.
+# Airflow 2.3's task processes are bigger: 161 MiB a running task measured (LocalExecutor,
+# 1 CPU / 2 GiB: parallelism 2 → 4, 1073 → 1395 MiB), and with 85 MiB a slot 16 tasks in 2 GiB
+# were OOM-killed; its Celery slots are not measured yet (a pool process more, as on 2.2)
+CPU_SLOTS = 16
+MEMORY = {(2, 0): (640, 85, 128), (2, 3): (768, 192, 256)}  # first version: reserved, slot MiB
+
+
+def memory_model(version: tuple[int, int]) -> tuple[int, int, int]:
+    """(MiB reserved, MiB a task slot, MiB a Celery worker slot) for this Airflow version."""
+    return MEMORY[max(v for v in MEMORY if v <= version)]
 
 
 class ConfigError(Exception):
@@ -163,9 +184,18 @@ def executor(env, user_cfg) -> str:
     return value.strip().rsplit(".", 1)[-1]
 
 
-def task_slots(lim: limits_mod.Limits) -> int:
-    by_cpu = math.floor(4 * lim.cpus + 1e-9)
-    by_memory = math.floor((lim.memory_gib - 1) / 0.25 + 1e-9)
+def defaults_on(env) -> bool:
+    raw = env.get(SWITCH, "on").strip().lower()
+    if raw in ("on", "true", "1", "yes", ""):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{SWITCH}={env[SWITCH]!r} is neither on nor off")
+
+
+def task_slots(lim: limits_mod.Limits, slot_mib: int = 85, reserved_mib: int = 640) -> int:
+    by_cpu = math.floor(CPU_SLOTS * lim.cpus + 1e-9)
+    by_memory = math.floor((lim.memory_bytes / (1 << 20) - reserved_mib) / slot_mib + 1e-9)
     return max(1, min(by_cpu, by_memory, 64))
 
 
@@ -177,10 +207,15 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
     user_cfg, cfg_path = _user_config(env)
     kind = executor(env, user_cfg)
     local = kind in LOCAL_EXECUTORS
-    slots = task_slots(lim)
+    enabled = defaults_on(env)
+    reserved, slot_mib, celery_mib = memory_model(version)
+    slots = task_slots(lim, slot_mib, reserved)
     cpus_up = limits_mod.whole_cpus(lim)
-    s_why = (f"S = min(floor(4 × {lim.cpus:g} CPUs), floor(({lim.memory_gib:.2f} GiB - 1) / "
-             f"0.25)) clamped to 1..64 = {slots}")
+    s_why = (f"S = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
+             f" - {reserved}) / {slot_mib})) clamped to 1..64 = {slots}")
+    celery_slots = task_slots(lim, celery_mib, reserved)
+    w_why = (f"W = min(floor({CPU_SLOTS} × {lim.cpus:g} CPUs), floor(({lim.memory_bytes >> 20} MiB"
+             f" - {reserved}) / {celery_mib})) clamped to 1..64 = {celery_slots}")
     computed = {
         "parallelism": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),
@@ -188,7 +223,7 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         (None, f"{kind} runs tasks outside this container"),
         "pool": (slots, s_why) if local else
         (None, f"{kind} runs tasks outside this container"),
-        "worker": (slots, s_why),
+        "worker": (celery_slots, w_why),
         "webserver": (max(1, min(4, 2 * cpus_up, math.floor(lim.memory_gib / 0.5 + 1e-9))),
                       f"min(2 × {cpus_up} CPUs, {lim.memory_gib:.2f} GiB / 0.5) clamped to 1..4"),
         "parsing": (max(1, min(8, cpus_up)), f"{cpus_up} CPUs clamped to 1..8"),
@@ -201,7 +236,7 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         if found:
             choices.append(Choice(setting, found[0], found[1], "set by the user: kept"))
             continue
-        value, why = computed[name]
+        value, why = computed[name] if enabled else (None, f"{SWITCH}=off")
         choices.append(Choice(setting, None if value is None else str(value),
                               "computed" if value is not None else "Airflow default", why))
     for sections, key, value, why in HIGH_AVAILABILITY:
@@ -217,7 +252,9 @@ def choose(env=os.environ, lim: limits_mod.Limits | None = None) -> tuple[list[C
         else:
             choices.append(Choice(Setting(section, key, (), 0), value, "computed",
                                   f"high availability: {why}"))
-    facts = {"executor": kind, "task_slots": slots, "limits": lim.as_dict()}
+    facts = {"executor": kind, "task_slots": slots, "celery_task_slots": celery_slots,
+             "limits": lim.as_dict(),
+             "concurrency_defaults": "on" if enabled else "off"}
     return choices, facts
 
 

@@ -65,20 +65,23 @@ def chosen(env, cpus, gib):
     return {c.setting.key: (c.value, c.source) for c in choices}, facts
 
 
-@pytest.mark.parametrize("cpus, gib, slots, per_dag, web, parsing", [
-    (0.5, 1, 1, 1, 2, 1),
-    (1, 2, 4, 4, 2, 1),
-    (2, 4, 8, 8, 4, 2),
-    (4, 8, 16, 16, 4, 4),
-    (8, 32, 32, 16, 4, 8),
-    (64, 256, 64, 16, 4, 8),
+@pytest.mark.parametrize("cpus, gib, slots, per_dag, celery, web, parsing", [
+    (0.25, 0.5, 1, 1, 1, 1, 1),
+    (0.5, 0.75, 1, 1, 1, 1, 1),
+    (0.5, 1, 4, 4, 3, 2, 1),
+    (1, 1, 4, 4, 3, 2, 1),
+    (1, 2, 16, 16, 11, 2, 1),
+    (0.5, 2, 8, 8, 8, 2, 1),
+    (2, 4, 32, 16, 27, 4, 2),
+    (4, 8, 64, 16, 59, 4, 4),
+    (64, 256, 64, 16, 64, 4, 8),
 ])
-def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
+def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, celery, web, parsing):
     got, facts = chosen({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, cpus, gib)
-    assert facts["task_slots"] == slots
+    assert (facts["task_slots"], facts["celery_task_slots"]) == (slots, celery)
     assert got["parallelism"] == (str(slots), "computed")
     assert got["max_active_tasks_per_dag"] == (str(per_dag), "computed")
-    assert got["worker_concurrency"] == (str(slots), "computed")
+    assert got["worker_concurrency"] == (str(celery), "computed")
     assert got["workers"] == (str(web), "computed")
     assert got["parsing_processes"] == (str(parsing), "computed")
 
@@ -86,14 +89,15 @@ def test_the_formula_of_the_readme(cpus, gib, slots, per_dag, web, parsing):
 def test_remote_executors_leave_parallelism_to_airflow():
     got, _ = chosen({"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}, 2, 4)
     assert got["parallelism"] == (None, "Airflow default")
-    assert got["worker_concurrency"] == ("8", "computed")
+    assert got["worker_concurrency"] == ("27", "computed")
 
 
 def test_airflow_2_1_names_dag_concurrency():
     lim = limits.Limits(2, 4 * GIB, "test", "test")
     choices, _ = concurrency.choose({"AIRFLOW_VERSION": "2.1.1", "AIRFLOW_HOME": "/nonexistent",
                                      "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, lim)
-    assert "export AIRFLOW__CORE__DAG_CONCURRENCY=8\n" in concurrency.exports(choices)
+    assert "export AIRFLOW__CORE__DAG_CONCURRENCY=16\n" in concurrency.exports(choices)
+    assert "export AIRFLOW__CORE__PARALLELISM=32\n" in concurrency.exports(choices)
 
 
 def test_what_the_user_set_wins(tmp_path):
@@ -124,7 +128,7 @@ def test_our_own_exports_are_not_taken_for_the_users():
     first, _ = concurrency.choose(env, lim)
     exported = dict(line.removeprefix("export ").split("=", 1)
                     for line in concurrency.exports(first).splitlines())
-    assert exported["AIRFLOW__CORE__PARALLELISM"] == "8"
+    assert exported["AIRFLOW__CORE__PARALLELISM"] == "32"
     again, _ = concurrency.choose({**env, **{k: v.strip("'") for k, v in exported.items()}},
                                   limits.Limits(1, 2 * GIB, "test", "test"))
     assert {c.setting.key: c.source for c in again}["parallelism"] == "computed"
@@ -137,3 +141,37 @@ def test_high_availability_settings_unless_the_user_set_them():
     assert got["visibility_timeout"] == ("21600", "computed")
     assert got["sql_alchemy_pool_recycle"] == \
         ("600", "user (env AIRFLOW__CORE__SQL_ALCHEMY_POOL_RECYCLE)")
+
+
+def test_the_switch_leaves_concurrency_to_airflow():
+    got, facts = chosen({"AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                         "RUNTIME_CONCURRENCY_DEFAULTS": "off",
+                         "AIRFLOW__WEBSERVER__WORKERS": "3"}, 1, 2)
+    for key in ("parallelism", "max_active_tasks_per_dag", "worker_concurrency",
+                "parsing_processes"):
+        assert got[key] == (None, "Airflow default"), key
+    assert got["workers"] == ("3", "user (env AIRFLOW__WEBSERVER__WORKERS)")
+    assert got["use_row_level_locking"] == ("True", "computed")  # high availability stays
+    assert facts["concurrency_defaults"] == "off"
+    choices, _ = concurrency.choose({"AIRFLOW_VERSION": "2.2.4", "AIRFLOW_HOME": "/nonexistent",
+                                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                                     "RUNTIME_CONCURRENCY_DEFAULTS": "off"},
+                                    limits.Limits(1, 2 * GIB, "test", "test"))
+    assert "PARALLELISM" not in concurrency.exports(choices)
+
+
+def test_a_nonsense_switch_is_reported():
+    with pytest.raises(concurrency.ConfigError, match="RUNTIME_CONCURRENCY_DEFAULTS='maybe'"):
+        chosen({"RUNTIME_CONCURRENCY_DEFAULTS": "maybe"}, 1, 2)
+
+
+@pytest.mark.parametrize("cpus, gib, slots, celery", [
+    (0.5, 1, 1, 1),
+    (1, 2, 6, 5),
+    (2, 4, 17, 13),
+])
+def test_airflow_2_3_takes_more_memory_a_slot(cpus, gib, slots, celery):
+    lim = limits.Limits(cpus, int(gib * GIB), "test", "test")
+    choices, facts = concurrency.choose({"AIRFLOW_VERSION": "2.3.0", "AIRFLOW_HOME": "/nonexistent",
+                                         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, lim)
+    assert (facts["task_slots"], facts["celery_task_slots"]) == (slots, celery)
