@@ -51,12 +51,18 @@ def fetch_debian(project: Project, cache: Path, arch: str | None = None) -> Fetc
     return FetchResult(what, len(jobs), downloaded, size)
 
 
-def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
+def fetch_python(project: Project, airflow: str, cache: Path,
+                 arch: str | None = None) -> FetchResult:
+    """The chosen files of a lock, for the toolchain's platform or for ``arch``'s (the same
+    pins and hashes: only which file of a pin differs)."""
     lock = project.locks[airflow]
     root = Path(project.root)
     text = (root / lock.lock).read_text(encoding="utf-8")
     entries = requirements_file.parse(text)[1]
-    tags = pypi_files.target_tags(project.python.version, project.python.platform)
+    platform = None
+    if arch and arch != project.debian.arch:
+        platform = pypi_files.platform_for(project.python.platform, arch)
+    tags = pypi_files.target_tags(project.python.version, platform or project.python.platform)
 
     def choose_all():
         def pick(entry):
@@ -77,11 +83,13 @@ def fetch_python(project: Project, airflow: str, cache: Path) -> FetchResult:
             with ThreadPoolExecutor(WORKERS) as pool:
                 return list(pool.map(counted, entries))
 
-    chosen = pypi_files.load_choices(cache, text, lock.lock, choose_all)
+    chosen = pypi_files.load_choices(cache, text, lock.lock, choose_all, platform=platform)
     jobs = [(c.url, c.sha256, c.filename) for c in chosen]
-    downloaded, size = _fetch_all(jobs, cache, f"Airflow {airflow}: Python files")
+    where = f" ({arch})" if platform else ""
+    downloaded, size = _fetch_all(jobs, cache, f"Airflow {airflow}{where}: Python files")
     sdists = sum(c.kind == "sdist" for c in chosen)
-    return FetchResult(f"Airflow {airflow} ({sdists} sdists)", len(jobs), downloaded, size)
+    return FetchResult(f"Airflow {airflow}{where} ({sdists} sdists)", len(jobs), downloaded,
+                       size)
 
 
 def build_sdists(project: Project, airflow: str, cache: Path) -> FetchResult:

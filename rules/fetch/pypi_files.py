@@ -27,6 +27,18 @@ from rules.graph.action import Action, Made
 SDIST = re.compile(r"\.(tar\.gz|zip|tar\.bz2)$")
 
 
+MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}  # Debian architecture -> wheel machine
+
+
+def platform_for(platform: str, arch: str) -> str:
+    """The toolchain's platform ("x86_64-manylinux_2_31") for another Debian architecture:
+    the same libc bound, that machine ("aarch64-manylinux_2_31")."""
+    if arch not in MACHINES:
+        raise UserError(f"no wheel platform for architecture {arch!r} "
+                        f"(known: {', '.join(MACHINES)})")
+    return f"{MACHINES[arch]}-{platform.partition('-')[2]}"
+
+
 def target_tags(python: str, platform: str) -> list[Tag]:
     """Tags in preference order for e.g. ("3.9", "x86_64-manylinux_2_31")."""
     arch, _, libc = platform.partition("-")
@@ -129,8 +141,11 @@ def _file_version(filename: str) -> str | None:
 CHOICE_RECIPE = 2  # bump when the choosing rules change: 2 added each file's size
 
 
-def choice_action(lock_text: str, lock_name: str, choose_all=None) -> Action:
-    """The action that chooses a lock's files; ``choose_all()`` (fetch's) returns the list."""
+def choice_action(lock_text: str, lock_name: str, choose_all=None,
+                  platform: str | None = None) -> Action:
+    """The action that chooses a lock's files; ``choose_all()`` (fetch's) returns the list.
+    ``platform``: another target than the toolchain's (an input then; the toolchain's own
+    choice keeps the keys it always had)."""
     def run(ctx) -> Made:
         if choose_all is None:
             raise UserError(f"{lock_name} has not been fetched into {ctx.cache}: "
@@ -139,20 +154,24 @@ def choice_action(lock_text: str, lock_name: str, choose_all=None) -> Action:
         sha = hashlib.sha256(data).hexdigest()
         atomic.write_bytes(cas_path(ctx.cache, sha), data)
         return Made(blobs={"choices": (sha, len(data))})
-    return Action("file choice", lock_name, {
-        "lock": hashlib.sha256(lock_text.encode()).hexdigest(), "recipe": str(CHOICE_RECIPE)},
-        run)
+    inputs = {"lock": hashlib.sha256(lock_text.encode()).hexdigest(),
+              "recipe": str(CHOICE_RECIPE)}
+    if platform:
+        inputs["platform"] = platform
+    return Action("file choice", f"{lock_name} {platform}" if platform else lock_name, inputs,
+                  run)
 
 
-def choices_fetched(cache: Path, lock_text: str) -> bool:
-    return action_cache.get(cache, choice_action(lock_text, "").key) is not None
+def choices_fetched(cache: Path, lock_text: str, platform: str | None = None) -> bool:
+    return action_cache.get(cache, choice_action(lock_text, "", platform=platform).key
+                            ) is not None
 
 
 def load_choices(cache: Path, lock_text: str, lock_name: str, choose_all=None,
-                 remote=None) -> list[Chosen]:
+                 remote=None, platform: str | None = None) -> list[Chosen]:
     """The chosen files of a lock: from the action cache (or the remote cache ``remote``), or
-    chosen now by ``choose_all``."""
-    action = choice_action(lock_text, lock_name, choose_all)
+    chosen now by ``choose_all``. ``platform``: see ``choice_action``."""
+    action = choice_action(lock_text, lock_name, choose_all, platform)
     record = action_cache.get(cache, action.key)
     if record is None or remote is not None:  # (a remote cache lacking it gets it)
         record = scheduler.run([action], cache, remote=remote)[action].record
