@@ -70,25 +70,41 @@ class PushResult:
 
 
 def read_layout(layout: Path) -> list[LayoutImage]:
-    """The layout's images, grouped by manifest digest, with their tags (index order)."""
+    """The layout's images, grouped by manifest digest, with their tags (index order); an
+    image index's images come before it, without tags, so that every manifest an index names
+    is in the registry before the index (distribution refuses an index naming unknown ones)."""
     layout = Path(layout)
     try:
         index = json.loads((layout / "index.json").read_bytes())
     except (OSError, ValueError) as e:
         raise UserError(f"{layout} is not an OCI image layout: {e}") from None
     images: dict[str, LayoutImage] = {}
+
+    def add(digest: str, media_type: str) -> None:
+        if digest in images:
+            return
+        try:
+            data = _blob(layout, digest).read_bytes()
+            manifest = json.loads(data)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{layout}: manifest {digest} is missing or unreadable: "
+                            f"{e}") from None
+        if media_type == INDEX:  # an image index (one tag, several platforms): its
+            for child in manifest.get("manifests", []):  # images go first, untagged
+                add(child["digest"], child["mediaType"])
+            images[digest] = LayoutImage(digest, media_type, data, [], [])
+            return
+        blobs = [manifest["config"], *manifest.get("layers", [])]
+        images[digest] = LayoutImage(digest, media_type, data, [],
+                                     [{"digest": b["digest"], "size": b["size"]}
+                                      for b in blobs],
+                                     (manifest.get("subject") or {}).get("digest"),
+                                     manifest.get("artifactType"))
+
     for entry in index.get("manifests", []):
         digest = entry["digest"]
         tag = (entry.get("annotations") or {}).get(REF_NAME)
-        if digest not in images:
-            data = _blob(layout, digest).read_bytes()
-            manifest = json.loads(data)
-            blobs = [manifest["config"], *manifest.get("layers", [])]
-            images[digest] = LayoutImage(digest, entry["mediaType"], data, [],
-                                         [{"digest": b["digest"], "size": b["size"]}
-                                          for b in blobs],
-                                         (manifest.get("subject") or {}).get("digest"),
-                                         manifest.get("artifactType"))
+        add(digest, entry["mediaType"])
         if tag:
             if not TAG.match(tag):
                 raise UserError(f"{layout}: {tag!r} is not a valid tag")

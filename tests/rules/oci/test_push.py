@@ -255,6 +255,49 @@ def test_two_pushes_at_once_both_succeed_with_the_same_digest(reg, tmp_path):
     assert client(reg).connect().manifest_digest("1.0.0") == digest_of(layout)
 
 
+def test_a_tag_of_two_platforms_is_pushed_as_its_image_index(reg, tmp_path):
+    """A layout of --platform all (rules.oci.layout writes one index per tag): the images go
+    first by digest, then the index under the tags; skopeo reads each platform's image."""
+    from rules.fetch.download import cas_path
+    from rules.oci.layout import INDEX, Image, write_layout
+    from rules.oci.layer import Layer
+
+    cache = tmp_path / "cache"
+
+    def layer(seed: bytes) -> Layer:
+        data = seed * 50_000
+        sha = hashlib.sha256(data).hexdigest()
+        cas_path(cache, sha).parent.mkdir(parents=True, exist_ok=True)
+        cas_path(cache, sha).write_bytes(data)
+        return Layer(f"sha256:{sha}", f"sha256:{sha}", len(data), 1)
+
+    images = [Image("runtime", "1.0.0", [layer(bytes([i + 1]))], ["made"], {"User": "a"}, 0,
+                    {}, aliases=("1.0",), architecture=arch)
+              for i, arch in enumerate(("amd64", "arm64"))]
+    layout = tmp_path / "layout"
+    write_layout(images, layout, cache)
+    pushed = pushing.push(layout, client(reg), quiet)
+    index_digest = digest_of(layout)
+    assert pushed.tags == {"1.0.0": index_digest, "1.0": index_digest}
+    c = client(reg).connect()
+    data, media_type = c.get_manifest("1.0")
+    assert media_type == INDEX
+    assert [(m["digest"], m["platform"]["architecture"]) for m in json.loads(data)[
+        "manifests"]] == [(i.digest, i.architecture) for i in images]
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(reg.ca.read_bytes())
+    for image in images:  # (skopeo's Digest is the tag's: the index's)
+        proc = subprocess.run(["skopeo", "inspect", "--cert-dir", str(certs), "--creds",
+                               f"{USER}:{PASSWORD}", "--override-arch", image.architecture,
+                               "--format", "{{.Digest}} {{.Architecture}} {{.Layers}}",
+                               f"docker://{reg.host}/runtime:1.0.0"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [index_digest, image.architecture,
+                                       f"[{image.layers[0].digest}]"]
+
+
 def test_layout_errors(tmp_path):
     with pytest.raises(UserError, match="not an OCI image layout"):
         pushing.read_layout(tmp_path)
