@@ -81,7 +81,8 @@ def _debian_arch(proj, platform: str) -> str:
     arch = {"linux/arm64": "arm64", "linux/arm64/v8": "arm64",
             "linux/amd64": "amd64"}.get(platform)
     if arch is None:
-        raise UserError(f"unknown platform {platform!r}: linux/amd64 or linux/arm64")
+        raise UserError(f"unknown platform {platform!r}: linux/amd64, linux/arm64 (or all, "
+                        "where a command builds several)")
     if arch != proj.debian.arch and arch not in debian_lock.ARCHES:
         raise UserError(f"no Debian lock for {platform}")
     return arch
@@ -95,7 +96,8 @@ def lock_dev(c):
 
 
 @task(help={"runtime": "fetch only what this Runtime line needs (default: every line)",
-            "platform": "only the .debs of another platform's Debian lock (linux/arm64)"})
+            "platform": "only what another platform's images need (linux/arm64): its Debian "
+                        "lock's .debs and the Python files chosen for it"})
 @user_errors
 def fetch(c, runtime=None, platform=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
@@ -105,13 +107,16 @@ def fetch(c, runtime=None, platform=None):
     system_deps.ensure(system_deps.BUILD_PACKAGES)
     proj = project.load()
     cache = default_cache()
-    if platform:
-        result = fetching.fetch_debian(proj, cache, _debian_arch(proj, platform))
-        report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
-                     [(result.what, str(result.files), str(result.downloaded),
-                       f"{result.bytes / 1e6:.0f}")])
-        return
     versions = pip_lock.airflow_versions(proj, runtime)
+    if platform:
+        arch = _debian_arch(proj, platform)
+        pip_lock.check_all(proj, versions)
+        results = [fetching.fetch_debian(proj, cache, arch)]
+        results += [fetching.fetch_python(proj, airflow, cache, arch) for airflow in versions]
+        report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
+                     [(r.what, str(r.files), str(r.downloaded), f"{r.bytes / 1e6:.0f}")
+                      for r in results])
+        return
     # a lock that no longer matches its inputs names old sources: refuse it before any download
     pip_lock.check_all(proj, versions)
     debian_lock.check(proj)
@@ -336,11 +341,13 @@ def test_image(c, runtime="4.2", k=None, report_dir=None):
             "password_stdin": "read the password from standard input (with --username)",
             "ca_cert": "PEM file of the CA that signed the registries' certificates",
             "signing_key": "PEM private key to sign each image's provenance with (else "
-                           "$RUNTIME_SIGNING_KEY: a path or the PEM; neither: unsigned)"})
+                           "$RUNTIME_SIGNING_KEY: a path or the PEM; neither: unsigned)",
+            "platform": "linux/amd64 (default), linux/arm64, or all: one image index per "
+                        "flavor holding both (--load loads the host's platform)"})
 @user_errors
 def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
           remote_cache=None, remote_cache_read_only=False, push_to=None, username=None,
-          password_stdin=False, ca_cert=None, signing_key=None):
+          password_stdin=False, ca_cert=None, signing_key=None, platform=None):
     """Build a Runtime line's image(s): offline, daemonless, reproducible OCI layers; with a
     remote cache and --push-to, publish them without downloading their layers."""
     from rules.image import build as images
@@ -349,6 +356,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
     proj = project.load()
     line = proj.line(runtime)
     flavors = _flavors(proj, line, flavor)
+    arches = _arches(proj, platform)
     options = _registry_options(username, password_stdin, ca_cert)
     url, read_only = _remote_cache_choice(proj, remote_cache, remote_cache_read_only)
     from rules.attest import provenance
@@ -370,7 +378,7 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
 
         remote = remotes.open_cache(url, read_only, **options)
     result = images.build(proj, runtime, flavors, out, default_cache(), remote, target,
-                          signing_key=key)
+                          signing_key=key, arches=arches)
     report.image_summary(result)
     from rules.attest import attach
 
@@ -400,6 +408,15 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
 
         for tag in docker_load.load(out):
             print(f"loaded {tag}")
+
+
+def _arches(proj, platform: str | None) -> tuple[str, ...]:
+    """The Debian architectures `--platform` names: all is the main one and every locked one."""
+    if platform in (None, "", f"linux/{proj.debian.arch}"):
+        return (proj.debian.arch,)
+    if platform == "all":
+        return (proj.debian.arch, *debian_lock.ARCHES)
+    return (_debian_arch(proj, platform),)
 
 
 def _flavors(proj, line, flavor: str) -> tuple[str, ...]:

@@ -26,7 +26,9 @@ HOST_PACKAGES = {**BUILD_PACKAGES, "docker.io": "/usr/sbin/dockerd",
                  "gcc": "/usr/bin/gcc", "binutils": "/usr/bin/readelf",
                  # the push tests' TLS registry (htpasswd -B) and the push benchmark's skopeo
                  "docker-registry": "/usr/bin/docker-registry",
-                 "apache2-utils": "/usr/bin/htpasswd", "skopeo": "/usr/bin/skopeo"}
+                 "apache2-utils": "/usr/bin/htpasswd", "skopeo": "/usr/bin/skopeo",
+                 # the arm64 image's proof: its python3.9 run user-mode (`-L root`, no binfmt)
+                 "qemu-user-static": "/usr/bin/qemu-aarch64-static"}
 
 # ... and what `invoke bench --workload` needs: the engine, the servers, and Debian's matplotlib
 # for its plot (the project's venv has none)

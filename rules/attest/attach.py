@@ -40,15 +40,19 @@ def _attachment(record, cache: Path, name: str, artifact_type: str, media_type: 
 
 
 def attestations(project, line, images: dict, sbom_records: dict, cache: Path,
-                 signing_key=None, remote=None) -> list[Attested]:
-    """For each flavor's image (rules.oci.layout.Image) its attachments and referrers."""
+                 signing_key=None, remote=None, arch: str | None = None) -> list[Attested]:
+    """For each flavor's image (rules.oci.layout.Image) its attachments and referrers;
+    ``arch``: the images' Debian architecture (the main lock's by default)."""
     from rules.fetch import pypi_files
 
     root = Path(project.root)
     lock = project.locks[line.airflow].lock
+    foreign = arch not in (None, project.debian.arch)
+    platform = pypi_files.platform_for(project.python.platform, arch) if foreign else None
     choices = pypi_files.load_choices(cache, (root / lock).read_text(encoding="utf-8"), lock,
-                                      remote=remote)
-    dependencies = provenance.resolved_dependencies(project, line, choices)
+                                      remote=remote, platform=platform)
+    dependencies = provenance.resolved_dependencies(project, line, choices,
+                                                    arch if foreign else None)
     source = provenance.git_source(root)
     builder = provenance.builder_version(root)
     keyid = signing_key.keyid if signing_key else None
@@ -64,7 +68,7 @@ def attestations(project, line, images: dict, sbom_records: dict, cache: Path,
                        "digest": {"sha256": a.sha256}} for a in (spdx, cdx)]
         body = provenance.statement(f"{image.repo}:{image.tag}", image.digest, line, flavor,
                                     source, line.source_date_epoch, dependencies, builder,
-                                    byproducts)
+                                    byproducts, f"linux/{arch}" if foreign else None)
         actions[flavor] = _provenance_action(line, flavor, body, signing_key)
         out.append(Attested(flavor, image.digest, spdx, cdx, None, keyid))
     outcomes = scheduler.run(list(actions.values()), cache, remote=remote)

@@ -93,19 +93,26 @@ def dependency(name: str, sha256: str, uri: str | None = None) -> dict:
     return d
 
 
-def resolved_dependencies(project, line, choices) -> list[dict]:
+def resolved_dependencies(project, line, choices, arch: str | None = None) -> list[dict]:
     """Every lock and every input of the line's build, with its digest (``choices``: the
-    lock's rules.fetch.pypi_files.Chosen list)."""
+    lock's rules.fetch.pypi_files.Chosen list, for the image's platform). ``arch``: another
+    architecture than the main lock's: its Debian lock and packages are inputs too (the main
+    lock's root byte-compiles its standard library, rules.debian.arch_root)."""
     from rules.image import layers
     from rules.lock import debian_lock
 
     root = Path(project.root)
     deps = []
     lock = project.locks[line.airflow].lock
-    for path in (lock, project.debian.lock):
+    debian_locks = [project.debian.lock]
+    packages = list(debian_lock.load(project)["packages"])
+    if arch:
+        debian_locks.append(debian_lock.arch_lock_path(project.debian, arch))
+        packages += debian_lock.packages_for(project, arch)
+    for path in (lock, *debian_locks):
         deps.append(dependency(path, hashlib.sha256((root / path).read_bytes()).hexdigest(),
                                f"git+file:{path}"))
-    for p in sorted(debian_lock.load(project)["packages"], key=lambda p: p["name"]):
+    for p in sorted(packages, key=lambda p: (p["name"], p["arch"], p["version"])):
         deps.append(dependency(f"deb {p['name']}_{p['version']}_{p['arch']}", p["sha256"],
                                p["url"]))
     for c in sorted(choices, key=lambda c: c.filename):
@@ -130,14 +137,18 @@ def resolved_dependencies(project, line, choices) -> list[dict]:
 
 
 def statement(subject_name: str, image_digest: str, line, flavor: str, source: Source,
-              epoch: int, dependencies: list[dict], builder: dict, byproducts: list[dict]
-              ) -> dict:
-    """The in-toto Statement v1 (a dict) of one image."""
+              epoch: int, dependencies: list[dict], builder: dict, byproducts: list[dict],
+              platform: str | None = None) -> dict:
+    """The in-toto Statement v1 (a dict) of one image (``platform``: "linux/arm64" for an
+    image of another platform than the build's own; absent for that one)."""
+    external = {"line": line.name, "flavor": flavor,
+                "source": {"commit": source.commit, "tree": source.tree}}
+    if platform:
+        external["platform"] = platform
     predicate = {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
-            "externalParameters": {"line": line.name, "flavor": flavor,
-                                   "source": {"commit": source.commit, "tree": source.tree}},
+            "externalParameters": external,
             "internalParameters": {"SOURCE_DATE_EPOCH": epoch,
                                    "uncommittedChanges": source.dirty,
                                    "runtimeVersion": line.version},

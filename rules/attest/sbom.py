@@ -255,16 +255,18 @@ def wheel_metadata(blob: Path) -> dict:
     return meta
 
 
-def requirements(requires_dist: list[str], names: set[str]) -> list[str]:
+def requirements(requires_dist: list[str], names: set[str],
+                 machine: str = "x86_64") -> list[str]:
     """The canonical names a distribution needs in the image: its Requires-Dist whose marker
-    holds on the image's python3.9 without extras, and that the image has."""
+    holds on the image's python3.9 (on ``machine``) without extras, and that the image has."""
+    env = dict(MARKER_ENV, platform_machine=machine)
     out = set()
     for text in requires_dist:
         try:
             req = Requirement(text)
         except InvalidRequirement:
             continue
-        if req.marker is not None and not req.marker.evaluate(MARKER_ENV):
+        if req.marker is not None and not req.marker.evaluate(env):
             continue
         name = canonicalize_name(req.name)
         if name in names:
@@ -273,7 +275,7 @@ def requirements(requires_dist: list[str], names: set[str]) -> list[str]:
 
 
 def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
-                 patches: dict | None) -> list[dict]:
+                 patches: dict | None, machine: str = "x86_64") -> list[dict]:
     """``chosen``: the lock's file choice (rules.fetch.pypi_files.Chosen); ``wheels``: name ->
     (installed wheel blob, its filename, its sha256); ``patches``: the Airflow patchset as
     {"version", "patches": [{"path", "sha256", "text", "upstream"}]} or None."""
@@ -291,7 +293,7 @@ def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
                 "license": expression, "license_refs": refs, "summary": meta["summary"],
                 "supplier": meta["supplier"],
                 "depends": requirements(meta["requires_dist"], names - {
-                    str(canonicalize_name(c.name))})}
+                    str(canonicalize_name(c.name))}, machine)}
         fact["vendored"] = []
         for v in meta["vendored"]:
             v_expression, v_refs = licenses.python_license(
@@ -307,11 +309,16 @@ def python_facts(chosen: list, wheels: dict[str, tuple[Path, str, str]],
 
 
 def facts_action(project, line, base_layer: Action, wheels: dict, choice: Action,
-                 lock_text: str) -> Action:
+                 lock_text: str, arch: str | None = None) -> Action:
     """The ``sbom facts`` action of a line (``wheels``: rules.image.inputs.Wheel by name;
-    ``choice``: the lock's file-choice action)."""
+    ``choice``: the lock's file-choice action; ``arch``: the image's Debian architecture, the
+    main lock's by default)."""
+    from rules.fetch.pypi_files import MACHINES
     from rules.image import layers
     from rules.lock import debian_lock
+
+    foreign = arch not in (None, project.debian.arch)
+    arch = arch or project.debian.arch
 
     root = Path(project.root)
     patchset = project.patches.get(line.airflow)
@@ -325,11 +332,12 @@ def facts_action(project, line, base_layer: Action, wheels: dict, choice: Action
             raw, _ = parse_email(meta.encode())
             modules.append({"name": raw["name"], "version": raw["version"],
                             "module": module.name, "summary": raw.get("summary") or ""})
-    debian_text = (root / project.debian.lock).read_bytes()
+    debian_text = (root / (debian_lock.arch_lock_path(project.debian, arch) if foreign
+                           else project.debian.lock)).read_bytes()
     makers = tuple(w.action for w in wheels.values() if w.action is not None)
 
     def run(ctx) -> Made:
-        packages = debian_lock.load(project)["packages"]
+        packages = debian_lock.packages_for(project, arch)
         base = ctx.dep(base_layer).blob(ctx.cache, "layer")
         chosen = [pypi_files.Chosen(**c) for c in json.loads(
             ctx.dep(choice).blob(ctx.cache, "choices").read_text())]
@@ -345,7 +353,7 @@ def facts_action(project, line, base_layer: Action, wheels: dict, choice: Action
                 for p, t in patch_texts]}
         facts = {"recipe": FACTS_RECIPE,  # (only what the inputs name: no line version)
                  "debian": debian_facts(packages, base),
-                 "python": python_facts(chosen, files, patches),
+                 "python": python_facts(chosen, files, patches, MACHINES[arch]),
                  "modules": sorted(modules, key=lambda m: m["name"])}
         return Made(blobs={"facts": _store(ctx.cache, _json(facts))})
 
@@ -355,7 +363,10 @@ def facts_action(project, line, base_layer: Action, wheels: dict, choice: Action
               "modules": json.dumps(modules, sort_keys=True),
               **{f"wheel {n}": w.input for n, w in sorted(wheels.items())},
               **{f"patch {p}": hashlib.sha256(t).hexdigest() for p, t in patch_texts}}
-    return Action("sbom facts", line.name, inputs, run, deps=(base_layer, choice, *makers))
+    if foreign:  # (the main architecture's keys stay as they were)
+        inputs["arch"] = arch
+    return Action("sbom facts", f"{line.name} {arch}" if foreign else line.name, inputs, run,
+                  deps=(base_layer, choice, *makers))
 
 
 def sbom_action(facts: Action, line, flavor: str, reference: str, epoch: int) -> Action:

@@ -263,3 +263,6 @@ def _check_versions(root: Path, packages: list[dict]) -> None:
         extra = sorted(set(installed) - set(wanted))
         missing = sorted(set(wanted) - set(installed))
         raise UserError(f"Debian root differs from the lock: extra {extra}, missing {missing}")
+
+
+check_versions = _check_versions  # (rules.debian.arch_root checks its roots the same way)

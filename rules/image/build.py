@@ -32,6 +32,7 @@ from rules.image.config import (config_files, image_of,  # noqa: F401
                                 version_metadata)
 from rules.image.inputs import LAYER_RECIPE, Inputs, layer_made, layer_of, wheels_for  # noqa: F401
 from rules.load.model import Project, RuntimeLine
+from rules.common.errors import UserError
 from rules.lock import debian_lock, pip_lock
 from rules.oci import layer, layout as oci
 from rules.python import wheel_install
@@ -95,9 +96,12 @@ def target(line: RuntimeLine) -> str:
     return f"image {line.name}"
 
 
-def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) -> LineGraph:
+def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None,
+               arch: str | None = None) -> LineGraph:
+    """The actions of a line's images for ``arch`` (a Debian architecture; the main lock's
+    by default)."""
     epoch = shared_epoch(project, line)
-    inputs = Inputs(project, cache, epoch, remote)
+    inputs = Inputs(project, cache, epoch, remote, arch)
     pyroot = inputs.python_root
     wheels = inputs.wheels(line.airflow)
     # an sdist to build needs the Debian root as a tree of the cache: then the base layer is
@@ -131,20 +135,18 @@ def line_graph(project: Project, line: RuntimeLine, cache: Path, remote=None) ->
          **layers.config_inputs(project, line, lock_text, inputs.root.key)},
         _config_run(project, line, lock_text, inputs), deps=(inputs.base,)))
     return LineGraph(line, inputs, actions, _sbom_actions(project, line, actions[0], wheels,
-                                                          lock_text))
+                                                          lock_text, inputs))
 
 
 def _sbom_actions(project: Project, line: RuntimeLine, base: Action, wheels,
-                  lock_text: str) -> dict[str, Action]:
+                  lock_text: str, inputs: Inputs) -> dict[str, Action]:
     """flavor -> the action making its SBOMs; the facts they are made from are one action."""
     from rules.attest import sbom
-    from rules.fetch import pypi_files
     from rules.image import policy
     from rules.image.config import flavors as flavors_of
 
-    lock = project.locks[line.airflow].lock
-    facts = sbom.facts_action(project, line, base, wheels,
-                              pypi_files.choice_action(lock_text, lock), lock_text)
+    facts = sbom.facts_action(project, line, base, wheels, inputs.choice_action(line.airflow),
+                              lock_text, inputs.arch if inputs.foreign else None)
     image = project.image(line)
     return {f: sbom.sbom_action(facts, line, f, policy.reference(
         image, policy.tag(image, line.version, f)), line.source_date_epoch)
@@ -183,35 +185,52 @@ def _config_run(project: Project, line: RuntimeLine, lock_text: str, inputs: Inp
 
 
 def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path | None,
-          cache: Path, remote=None, push_to=None, signing_key=None) -> BuildResult:
+          cache: Path, remote=None, push_to=None, signing_key=None,
+          arches: tuple[str, ...] | None = None) -> BuildResult:
     """Build a line's images into the layout ``out``. ``remote``: a RemoteCache to read (and
     write) action results. ``push_to``: a registry Client to publish the images to (then
     ``out`` may be None: no layout, no layer bytes needed). Every image gets its SBOMs and
     provenance as OCI referrers (rules.attest), the provenance signed with ``signing_key``
-    (rules.attest.provenance.SigningKey) when there is one."""
+    (rules.attest.provenance.SigningKey) when there is one. ``arches``: the Debian
+    architectures to build for (the main lock's alone by default); with several, each
+    flavor's tag names an image index of them (rules.oci.layout.Index), their actions running
+    as one graph."""
     started = time.monotonic()
     line = project.line(line_name)
+    arches = tuple(arches or (project.debian.arch,))
     if out is None and push_to is None:
         raise ValueError("build: an output layout or a registry to push to is needed")
+    foreign = [a for a in arches if a != project.debian.arch]
+    if foreign and (remote is not None or push_to is not None):
+        raise UserError(f"linux/{foreign[0]} images are built into a layout only, for now: "
+                        f"--remote-cache and --push-to build linux/{project.debian.arch} "
+                        "alone (`invoke push --from LAYOUT` publishes a layout of several "
+                        "platforms, each tag naming its image index)")
     if out is not None:
         out = oci.check_out(out)  # before any work: never replace a folder of the user's
     pip_lock.check_all(project, [line.airflow])
     debian_lock.check(project)
-    graph = line_graph(project, line, cache, remote)
+    for arch in foreign:
+        debian_lock.load_arch(project, arch)
+    graphs = [line_graph(project, line, cache, remote, arch) for arch in arches]
+    graph = graphs[0]
     prepare = None
     if remote is None:
-        graph.inputs.verify_all(line.airflow)  # every locked input, before any work starts
+        for g in graphs:
+            g.inputs.verify_all(line.airflow)  # every locked input, before any work starts
     else:
         prepare = graph.inputs.prepare  # only those of the actions that run, when they run
-    graph.inputs.save()
+    for g in graphs:
+        g.inputs.save()
     result = BuildResult(line, Path(out) if out is not None else None, remote=remote,
                          layout=out is not None)
-    sboms = [graph.sboms[f] for f in flavors]
-    with report.progress(f"Runtime {line.version}: layers",
-                         total=len(graph.layers) + len(sboms)) as advance:
-        outcomes = scheduler.run([*graph.layers, *sboms], cache, advance, remote=remote,
+    every_layer = [a for g in graphs for a in g.layers]
+    sboms = [g.sboms[f] for g in graphs for f in flavors]
+    title = f"Runtime {line.version}" + (f" ({', '.join(arches)})" if foreign else "")
+    with report.progress(f"{title}: layers", total=len(every_layer) + len(sboms)) as advance:
+        outcomes = scheduler.run([*every_layer, *sboms], cache, advance, remote=remote,
                                  prepare=prepare)
-    records = {a.key: outcomes[a].record for a in graph.layers}
+    records = {a.key: outcomes[a].record for a in every_layer}
 
     def local(action: Action) -> Record:
         """The layer's record with its blob here: downloaded from the remote cache, or, if
@@ -236,18 +255,24 @@ def build(project: Project, line_name: str, flavors: tuple[str, ...], out: Path 
         with report.status("downloading the layers the layout needs"), \
                 ThreadPoolExecutor(4) as pool:
             list(pool.map(local, graph.layers))
-    result.steps = [Step(a.label, layer_of(records[a.key]), outcomes[a].hit,
-                         outcomes[a].seconds) for a in graph.layers]
-    result.explained = explain(cache, target(line), graph, outcomes)
-    made = [s.layer for s in result.steps]
-    history = [f"runtime: {s.name}" for s in result.steps]
-    for flavor in flavors:
-        result.images.append(image_of(project, line, flavor, made, history))
     from rules.attest import attach
 
-    result.attestations = attach.attestations(
-        project, line, dict(zip(flavors, result.images)),
-        {f: outcomes[graph.sboms[f]].record for f in flavors}, cache, signing_key, remote)
+    for g in graphs:
+        arch = g.inputs.arch
+        steps = [Step(a.label if not g.inputs.foreign else f"{a.label} ({arch})",
+                      layer_of(records[a.key]), outcomes[a].hit, outcomes[a].seconds)
+                 for a in g.layers]
+        result.steps += steps
+        name = target(line) if not g.inputs.foreign else f"{target(line)} {arch}"
+        result.explained += explain(cache, name, g, outcomes)
+        made = [s.layer for s in steps]
+        history = [f"runtime: {a.label}" for a in g.layers]
+        images = [image_of(project, line, flavor, made, history, arch) for flavor in flavors]
+        result.images += images
+        result.attestations += attach.attestations(
+            project, line, dict(zip(flavors, images)),
+            {f: outcomes[g.sboms[f]].record for f in flavors}, cache, signing_key, remote,
+            arch if g.inputs.foreign else None)
     referrers = [r for a in result.attestations for r in a.referrers]
     if out is not None:
         oci.write_layout(result.images, out, cache, referrers)

@@ -93,7 +93,10 @@ def image_config(project: Project, line: RuntimeLine, flavor: str) -> dict:
     return config
 
 
-def image_of(project: Project, line: RuntimeLine, flavor: str, layers, history) -> oci.Image:
+def image_of(project: Project, line: RuntimeLine, flavor: str, layers, history,
+             arch: str | None = None) -> oci.Image:
+    """One flavor's image of the line (``arch``: its Debian architecture, the main lock's by
+    default)."""
     image = project.image(line)
     tag = policy.tag(image, line.version, flavor)
     values = policy.values(project, line, flavor)
@@ -103,4 +106,5 @@ def image_of(project: Project, line: RuntimeLine, flavor: str, layers, history) 
                         "org.opencontainers.image.ref.name": tag})
     return oci.Image(image.repository, tag, list(layers), list(history),
                      image_config(project, line, flavor), line.source_date_epoch, annotations,
-                     aliases=policy.floating_tags(image, line.version, flavor))
+                     aliases=policy.floating_tags(image, line.version, flavor),
+                     architecture=arch or project.debian.arch)

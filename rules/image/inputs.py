@@ -20,13 +20,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules.debian import debian_rootfs, python_root
+from rules.debian import arch_root, debian_rootfs, python_root
 from rules.fetch import download, pypi_files
 from rules.fetch.verified import VerifiedBlobs
 from rules.graph import action_cache, scheduler
 from rules.graph.action import Action, Made
 from rules.graph.action_cache import Record
 from rules.load.model import Project
+from rules.common.errors import UserError
 from rules.lock import debian_lock
 from rules.oci import layer
 from rules.python import patched_wheel, sdist_build
@@ -71,15 +72,27 @@ def layer_of(record: Record) -> layer.Layer:
 
 
 class Inputs:
-    """The input actions of the images of one Debian root clamp (``epoch``)."""
+    """The input actions of the images of one Debian root clamp (``epoch``) and architecture
+    (``arch``: the main lock's by default; another one (arm64) takes its Debian root from
+    rules.debian.arch_root, the wheels of its own platform from the same pins, and its sdists
+    cross-built by rules.python.cross_build; its .pyc are compiled by the same python root as
+    the build's own, as bytecode does not depend on the architecture)."""
 
-    def __init__(self, project: Project, cache: Path, epoch: int, remote=None):
+    def __init__(self, project: Project, cache: Path, epoch: int, remote=None,
+                 arch: str | None = None):
         self.project, self.cache, self.epoch = project, Path(cache), epoch
         self.remote = remote  # a rules.graph.remote.RemoteCache, or None
+        self.arch = arch or project.debian.arch
+        self.foreign = self.arch != project.debian.arch
         self._locked: dict[str, tuple[str, str]] | None = None  # sha256 -> (file, URL)
         self._prepare_lock = threading.Lock()
         self.fetched = [0, 0]  # locked files downloaded by ``prepare``: count, bytes
-        self.root = debian_rootfs.root_action(project, epoch)
+        self.host_root = debian_rootfs.root_action(project, epoch)
+        self.root = (arch_root.action(project, self.arch, epoch, self.host_root)
+                     if self.foreign else self.host_root)
+        # the wheel platform of ``arch`` (None: the toolchain's own, as the keys always were)
+        self.platform = (pypi_files.platform_for(project.python.platform, self.arch)
+                         if self.foreign else None)
         self.python_root = python_root.action(project)
         self.base = self.base_layer(with_tree=False)
         self._verified = VerifiedBlobs(cache)
@@ -95,8 +108,10 @@ class Inputs:
         """The base layer's action. ``with_tree``: the build makes the root's tree anyway (an
         sdist is built in it), so the layer waits for it and is written from it; otherwise
         it makes a root of its own in a scratch folder when the cache has none. Its key is the
-        same either way: its input is the root action's key, under the same name."""
+        same either way: its input is the root action's key, under the same name. Another
+        architecture's root is always a tree of the cache (rules.debian.arch_root)."""
         root, epoch, project = self.root, self.epoch, self.project
+        with_tree = with_tree or self.foreign
 
         def run(ctx) -> Made:
             cached = action_cache.get(ctx.cache, root.key)
@@ -127,23 +142,46 @@ class Inputs:
 
     def wheels(self, airflow: str) -> dict[str, Wheel]:
         """Package name -> its wheel (a file, or an action that makes it)."""
-        lock = self.project.locks[airflow]
-        text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
-        chosen = pypi_files.load_choices(self.cache, text, lock.lock, remote=self.remote)
+        chosen = self.choices(airflow)
         out = {c.name: Wheel(c.name, c.sha256, c.filename, size=c.size)
                for c in chosen if c.kind == "wheel"}
         sdists = [c for c in chosen if c.kind != "wheel"]
         if sdists:
             tools = sdist_build.tools_of(chosen)
-            for c in sdists:
-                out[c.name] = Wheel(c.name, action=sdist_build.action(c, tools, self.root),
-                                    size=c.size)
+            if self.foreign:  # every sdist, pure ones too (they give the same any wheel)
+                from rules.debian import cross_root
+                from rules.python import cross_build
+
+                toolchain = cross_root.action(self.project, self.arch)
+                for c in sdists:
+                    out[c.name] = Wheel(c.name, action=cross_build.action(
+                        c, tools, toolchain, self.arch), size=c.size)
+            else:
+                for c in sdists:
+                    out[c.name] = Wheel(c.name, action=sdist_build.action(c, tools, self.root),
+                                        size=c.size)
         patchset = self.project.patches.get(airflow)
         if patchset and "apache-airflow" in out and out["apache-airflow"].sha256:
             upstream = out["apache-airflow"]
             out["apache-airflow"] = Wheel("apache-airflow", action=patched_wheel.action(
                 self.project, patchset, upstream.filename, upstream.sha256), size=upstream.size)
         return out
+
+    def choices(self, airflow: str) -> list:
+        """The lock's chosen files (rules.fetch.pypi_files.Chosen) for this architecture."""
+        lock = self.project.locks[airflow]
+        text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
+        if self.platform and not pypi_files.choices_fetched(self.cache, text, self.platform) \
+                and self.remote is None:
+            raise UserError(f"{lock.lock} has no file choice for linux/{self.arch} in "
+                            f"{self.cache}: run `invoke fetch --platform linux/{self.arch}`")
+        return pypi_files.load_choices(self.cache, text, lock.lock, remote=self.remote,
+                                       platform=self.platform)
+
+    def choice_action(self, airflow: str) -> Action:
+        lock = self.project.locks[airflow]
+        text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
+        return pypi_files.choice_action(text, lock.lock, platform=self.platform)
 
     def wheel_files(self, airflow: str) -> dict[str, tuple[Path, str, str]]:
         """Package name -> (blob, filename, sha256), running the actions that make wheels."""
@@ -156,11 +194,12 @@ class Inputs:
     def verify_all(self, airflow: str) -> None:
         """Check every locked input of an Airflow version (the Debian packages, the chosen
         wheels and sdists): a missing or changed file stops the build before it starts."""
-        for pkg in debian_lock.load(self.project)["packages"]:
+        packages = debian_lock.load(self.project)["packages"]
+        if self.foreign:  # (the host root too: it compiles the foreign one's standard library)
+            packages = packages + debian_lock.packages_for(self.project, self.arch)
+        for pkg in packages:
             self.verify(pkg["sha256"], pkg["filename"])
-        lock = self.project.locks[airflow]
-        text = (Path(self.project.root) / lock.lock).read_text(encoding="utf-8")
-        for c in pypi_files.load_choices(self.cache, text, lock.lock):
+        for c in self.choices(airflow):
             self.verify(c.sha256, c.filename)
 
     def prepare(self, action: Action) -> None:

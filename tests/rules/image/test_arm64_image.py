@@ -1,0 +1,244 @@
+"""The arm64 image, built on amd64 without emulating the build, checked by running it user-mode.
+
+One `invoke image --platform all` of a line (RUNTIME_TEST_LINE, else 4.2), then:
+
+- the layout: each flavor's tag names an image index of a linux/amd64 and a linux/arm64/v8
+  manifest; the amd64 one is exactly the image `invoke image` builds alone; manifest.json
+  (`docker load`) lists the host's platform only;
+- the arm64 image's layers, unpacked into a root: no ELF file of another machine than aarch64;
+- its python3.9 run with `qemu-aarch64-static -L` (user mode, chrooted; no binfmt handler is
+  registered: a child python3.9 would be exec'd natively, so the CLI runs in-process):
+  ``import airflow`` (the line's version, on aarch64), every module of every installed
+  provider (a failure may only be a missing distribution the line does not lock), `airflow
+  version`, and `airflow dags list` parsing a DAG on sqlite;
+- .pyc of a sample of packages, compiled again by arm64's python3.9 under qemu: the same bytes
+  as the image's (compiled by the build's amd64 python3.9).
+"""
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from rules.debian import extract_root
+from rules.debian.chroot import CHROOT, CLEAN_ENV
+from rules.load import project
+from rules.oci import layout as oci
+from rules.python import wheel_install
+from tests.fixtures import REPO, run_invoke
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="chroot and unshare need root")]
+
+LINE = os.environ.get("RUNTIME_TEST_LINE", "4.2")
+QEMU = shutil.which("qemu-aarch64-static")
+# (a sample of packages whose .pyc are compiled again under qemu: small, pure, and in every lock)
+PYC_SAMPLE = ("six.py", "attr", "markupsafe", "jinja2")
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def _json(layout: Path, digest: str) -> dict:
+    return json.loads(_blob(layout, digest).read_text())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(layout of --platform all, layout of the default platform alone, work folder)."""
+    work = tmp_path_factory.mktemp("arm64")
+    fetched = run_invoke(REPO, "fetch", "--platform", "linux/arm64", "--runtime", LINE,
+                         timeout=1800)
+    assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
+    both, alone = work / "both", work / "alone"
+    proc = run_invoke(REPO, "image", "--runtime", LINE, "--platform", "all", "--out",
+                      str(both), timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_invoke(REPO, "image", "--runtime", LINE, "--out", str(alone), timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    yield both, alone, work
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _tagged(layout: Path) -> dict[str, dict]:
+    index = json.loads((layout / "index.json").read_text())
+    return {m["annotations"]["org.opencontainers.image.ref.name"]: m
+            for m in index["manifests"] if "annotations" in m
+            and "org.opencontainers.image.ref.name" in m["annotations"]}
+
+
+def test_each_tag_names_an_index_of_amd64_and_arm64(built):
+    both, alone, _ = built
+    tags, plain = _tagged(both), _tagged(alone)
+    assert tags and set(tags) == set(plain)
+    for tag, descriptor in tags.items():
+        assert descriptor["mediaType"] == oci.INDEX, tag
+        manifests = _json(both, descriptor["digest"])["manifests"]
+        platforms = [m["platform"] for m in manifests]
+        assert platforms == [{"architecture": "amd64", "os": "linux"},
+                             {"architecture": "arm64", "os": "linux", "variant": "v8"}]
+        # the amd64 image of the index is the one built alone, byte for byte
+        assert manifests[0]["digest"] == plain[tag]["digest"]
+        config = _json(both, _json(both, manifests[1]["digest"])["config"]["digest"])
+        assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
+    docker = json.loads((both / "manifest.json").read_text())
+    assert len(docker) == len({d["digest"] for d in plain.values()})
+    for entry in docker:
+        config = json.loads((both / entry["Config"]).read_text())
+        assert config["architecture"] == oci.host_architecture()
+
+
+@pytest.fixture(scope="module")
+def arm64_root(built):
+    """The arm64 image of the line's default flavor, unpacked (as root: owners kept)."""
+    both, _, work = built
+    proj = project.load(REPO)
+    line = proj.line(LINE)
+    from rules.image import policy
+
+    image = proj.image(line)
+    tag = policy.tag(image, line.version, image.flavors[0].name)
+    index = _json(both, _tagged(both)[tag]["digest"])
+    arm = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    root = work / "root"
+    root.mkdir()
+    for layer in _json(both, arm["digest"])["layers"]:
+        with tarfile.open(_blob(both, layer["digest"])) as tar:
+            tar.extractall(root, numeric_owner=True, filter="fully_trusted")
+    return root
+
+
+def test_no_shared_object_or_program_of_another_machine(arm64_root):
+    shared = [p for p in arm64_root.rglob("*.so*") if p.is_file() and not p.is_symlink()]
+    assert len(shared) > 500  # (the root's and the aarch64 wheels': a real image)
+    assert extract_root.check_elf(arm64_root, "arm64") == []
+
+
+PROBE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/tmp",
+             "AIRFLOW_HOME": "/probe-home", "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+             "AIRFLOW__CORE__DAGS_FOLDER": "/probe-home/dags", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _run(root: Path, code: str | None, timeout: int = 900, args: tuple = ("-B", "/probe.py"),
+         env: dict = PROBE_ENV) -> str:
+    """Run ``code`` (or python3.9 ``args``) with the root's python3.9 under qemu-user,
+    chrooted into the root."""
+    if code is not None:
+        (root / "probe.py").write_text(code)
+    script = (f"mount --rbind /dev {root}/dev && mount -t proc proc {root}/proc && "
+              f"mount -t tmpfs tmpfs {root}/tmp && env -i "
+              + " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+              + f" {CHROOT} {root} /qemu -L / /usr/bin/python3.9 {' '.join(args)}")
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork", "sh",
+                           "-c", script], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def runnable(arm64_root):
+    if QEMU is None:
+        pytest.fail("qemu-aarch64-static is missing: apt-get install qemu-user-static "
+                    "(the test task installs it)")
+    shutil.copy(QEMU, arm64_root / "qemu")
+    (arm64_root / "probe-home/dags").mkdir(parents=True)
+    (arm64_root / "probe-home/dags/probe_dag.py").write_text(
+        "from datetime import datetime\nfrom airflow import DAG\n"
+        "from airflow.operators.bash import BashOperator\n"
+        "with DAG('arm64_probe', start_date=datetime(2022, 1, 1), schedule_interval=None):\n"
+        "    BashOperator(task_id='hello', bash_command='echo hello')\n")
+    return arm64_root
+
+
+def test_airflow_imports_on_aarch64(runnable):
+    proj = project.load(REPO)
+    airflow = proj.airflow_version(proj.line(LINE).airflow)
+    out = _run(runnable, "import airflow, platform\nprint(airflow.__version__, "
+                         "platform.machine())\n")
+    assert out.split()[-2:] == [airflow, "aarch64"]
+
+
+PROVIDERS = r"""
+import importlib, pkgutil
+import airflow.providers
+ok, bad = 0, []
+for m in pkgutil.walk_packages(airflow.providers.__path__, "airflow.providers."):
+    if ".example_dags" in m.name:
+        continue
+    try:
+        importlib.import_module(m.name)
+        ok += 1
+    except ModuleNotFoundError as e:
+        bad.append(("missing", m.name, e.name))
+    except Exception as e:
+        bad.append(("error", m.name, f"{type(e).__name__}: {e}"))
+import json
+print(json.dumps({"ok": ok, "bad": bad}))
+"""
+
+
+def test_every_provider_module_imports_or_lacks_only_an_unlocked_distribution(runnable):
+    result = json.loads(_run(runnable, PROVIDERS, timeout=1500).splitlines()[-1])
+    assert result["ok"] > 100
+    errors = [b for b in result["bad"] if b[0] == "error"]
+    assert errors == []  # an architecture problem (a wrong ELF, a missing symbol) lands here
+    installed = _run(runnable, "import importlib.metadata as m, json\n"
+                               "print(json.dumps(sorted({(d.metadata['Name'] or '').lower() "
+                               "for d in m.distributions()})))\n").splitlines()[-1]
+    top_levels = _run(runnable, "import pkgutil, json\nprint(json.dumps(sorted("
+                                "m.name for m in pkgutil.iter_modules())))\n").splitlines()[-1]
+    # a module missing is never one of an installed distribution's top-level modules
+    missing = {b[2].split(".")[0] for b in result["bad"]}
+    assert not missing & set(json.loads(top_levels)), missing
+    assert json.loads(installed)
+
+
+CLI = """import sys
+sys.argv = ["airflow", *{args!r}]
+from airflow.__main__ import main
+main()
+"""
+
+
+def test_airflow_cli_and_a_dag_parse(runnable):
+    proj = project.load(REPO)
+    airflow = proj.airflow_version(proj.line(LINE).airflow)
+    assert _run(runnable, CLI.format(args=["version"])).strip().splitlines()[-1] == airflow
+    listed = _run(runnable, CLI.format(args=["dags", "list", "--output", "plain"]),
+                  timeout=1500)
+    assert "arm64_probe" in listed and "probe_dag.py" in listed
+
+
+def test_package_bytecode_is_what_arm64_python_writes(runnable, tmp_path):
+    """The image's .pyc were compiled by the build's amd64 python3.9 (rules.python
+    compile_driver); compiling the same sources the same way under qemu gives the same bytes."""
+    site = runnable / wheel_install.SITE
+    sample = [site / name for name in PYC_SAMPLE if (site / name).exists()]
+    assert len(sample) >= 3, sorted(p.name for p in site.iterdir())[:50]
+    again = runnable / "tmp-pyc"
+    tree_site = again / "t" / "site"
+    tree_site.mkdir(parents=True)
+    for path in sample:
+        if path.is_dir():
+            shutil.copytree(path, tree_site / path.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, tree_site / path.name)
+    shutil.copy(REPO / "rules/python/compile_driver.py", again / "compile_driver.py")
+    # as rules.python.wheel_install runs it: -B, the chroot's clean environment
+    _run(runnable, None, args=("-B", "/tmp-pyc/compile_driver.py", f"/{wheel_install.SITE}",
+                               "/tmp-pyc/t"),
+         env=CLEAN_ENV)
+    compared, differ = 0, []
+    for pyc in sorted(tree_site.rglob("*.pyc")):
+        rel = pyc.relative_to(tree_site)
+        compared += 1
+        if not filecmp.cmp(pyc, site / rel, shallow=False):
+            differ.append(rel.as_posix())
+    assert compared > 20 and differ == []
