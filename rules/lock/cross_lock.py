@@ -10,7 +10,7 @@ provenance hash, stays byte for byte what it was, and so does the arm64 lock:
   Pre-Depends, from the same archives, each at the main lock's version where it holds the
   package (libc6, libstdc++6, zlib1g, ...), else the newest. 33 packages, 124 MB.
 - ``cross_target_packages``: packages of the target architecture (libpython3.9-dev,
-  libpython3.9-stdlib for arm64), no dependency followed (rules.debian.cross_root takes only
+  libpython3.9-minimal for arm64), no dependency followed (rules.debian.cross_root takes only
   their headers and sysconfig data), each at the target lock's version of that package, or of
   the package of the same source it locks (libpython3.9-dev at the arm64 lock's python3.9):
   the build must target the very python3.9 of the arm64 image. A version the mirror does not

@@ -16,11 +16,11 @@ def lock_of(*packages):
 
 
 def test_a_target_package_takes_the_target_locks_version_of_itself_or_of_its_source():
-    target = lock_of(("libpython3.9-stdlib", "3.9.2-1", "python3.9"),
+    target = lock_of(("libpython3.9-minimal", "3.9.2-1", "python3.9"),
                      ("python3.9", "3.9.2-1", "python3.9"), ("libc6", "2.31-13", "glibc"))
-    got = cross_lock.wanted_versions(["libpython3.9-dev", "libpython3.9-stdlib"], target,
+    got = cross_lock.wanted_versions(["libpython3.9-dev", "libpython3.9-minimal"], target,
                                      {"libpython3.9-dev": "python3.9"})
-    assert got == {"libpython3.9-dev": "3.9.2-1", "libpython3.9-stdlib": "3.9.2-1"}
+    assert got == {"libpython3.9-dev": "3.9.2-1", "libpython3.9-minimal": "3.9.2-1"}
 
 
 def test_a_target_package_of_an_unlocked_source_is_refused():
