@@ -71,6 +71,8 @@ def action(sdist: Chosen, tools: list[Chosen], cross_root: Action, arch: str = "
     """The action that builds ``sdist`` into a wheel for ``arch`` in the cross root of
     ``cross_root`` (a rules.debian.cross_root action), with the lock's build ``tools``."""
     tri = _triplet(arch)
+    if sdist.kind != "sdist":
+        raise UserError(f"{sdist.filename} is not an sdist: only sdists are cross-compiled")
     trees = [wheel_install.tool_tree_action(t) for t in tools]
 
     def run(ctx) -> Made:
@@ -159,12 +161,15 @@ def check_elf(wheel: Path, arch: str) -> list[str]:
 def unpack(sdist: Path, filename: str, into: Path) -> Path:
     """Unpack the sdist below ``into``; return its one top folder (shimmed if pendulum)."""
     into.mkdir()
-    if filename.endswith(".zip"):
-        with zipfile.ZipFile(sdist) as z:
-            z.extractall(into)
-    else:
-        with tarfile.open(sdist) as t:
-            t.extractall(into, filter="data")
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(sdist) as z:
+                z.extractall(into)
+        else:
+            with tarfile.open(sdist) as t:
+                t.extractall(into, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile) as e:
+        raise UserError(f"{filename}: cannot be unpacked as an sdist ({e})") from None
     for path in [into, *into.rglob("*")]:  # pip's modes: the sdist's own would go in the wheel
         if not path.is_symlink():
             executable = path.is_dir() or path.stat().st_mode & 0o111

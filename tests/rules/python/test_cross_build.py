@@ -50,6 +50,13 @@ def test_check_tag_takes_the_target_or_pure_wheels_only():
         cross_build.check_tag("psutil-5.9.0-cp39-cp39-linux_x86_64.whl", "arm64")
 
 
+def test_only_sdists_are_cross_compiled():
+    wheel = pypi_files.Chosen("wrapt", "1.14.1", "wrapt-1.14.1-cp39-cp39-manylinux_2_17_aarch64"
+                              ".whl", "0" * 64, "https://x", "wheel")
+    with pytest.raises(UserError, match="not an sdist"):
+        cross_build.action(wheel, [], None)
+
+
 def test_pendulum_poetry_build_becomes_setuptools(tmp_path):
     folder = tmp_path / "pendulum-2.1.2"
     folder.mkdir()
