@@ -107,12 +107,16 @@ class Collector:
                 "source_date_epoch": Field(int, 0),
                 "root_builder": Field(str, "mmdebstrap", lambda v: None if v in (
                     "mmdebstrap", "extract") else "must be 'mmdebstrap' or 'extract'"),
+                "cross_packages": Field(list, []),
+                "cross_target_packages": Field(list, []),
             }, kw)
             self.debian.append(model.DebianSource(
                 name=a["name"], archives=tuple(tuple(e.split()) for e in a["archives"]),
                 components=tuple(a["components"]), arch=a["arch"],
                 packages=tuple(a["packages"]), lock=a["lock"], keyring=a["keyring"],
-                source_date_epoch=a["source_date_epoch"], root_builder=a["root_builder"]))
+                source_date_epoch=a["source_date_epoch"], root_builder=a["root_builder"],
+                cross_packages=tuple(a["cross_packages"]),
+                cross_target_packages=tuple(a["cross_target_packages"])))
 
         def python_toolchain(**kw):
             a = validate("python_toolchain", {

@@ -3,6 +3,7 @@
 Run `./dev --list` (or `invoke --list` inside the dev venv) to see them.
 """
 
+import json
 import os
 import shlex
 import sys
@@ -17,7 +18,7 @@ if _ROOT not in sys.path:
 
 from rules.common import atomic, report  # noqa: E402
 from rules.load import project  # noqa: E402
-from rules.lock import debian_lock, pip_lock  # noqa: E402
+from rules.lock import cross_lock, debian_lock, pip_lock  # noqa: E402
 from rules.common.cli import user_errors  # noqa: E402
 from rules.common.errors import UserError  # noqa: E402
 from rules.common.cache import default_cache  # noqa: E402
@@ -46,14 +47,18 @@ def lock(c, runtime=None, upgrade_package=None, check=False, debian=True, platfo
             raise UserError(f"{platform} is the main Debian lock's: `invoke lock` writes it")
         if check:
             debian_lock.load_arch(proj, arch)
-            print(f"the Debian lock of linux/{arch} is current")
+            cross_lock.load(proj, arch)
+            print(f"the Debian lock of linux/{arch} and its cross toolchain's are current")
             return
         with report.status(f"locking Debian packages for linux/{arch}"):
             result = debian_lock.prepare_arch(proj, arch)
-        atomic.write_all(result.files)
+        target = json.loads(next(iter(result.files.values()))) if result.files else None
+        with report.status(f"locking the cross toolchain for linux/{arch}"):
+            cross = cross_lock.prepare(proj, arch, target_lock=target)
+        atomic.write_all({**result.files, **cross.files})  # both resolved, or nothing written
         report.table("locks", ("file", "action", "packages", "time"),
-                     [(result.path, result.action, str(result.packages),
-                       f"{result.seconds:.1f}s")])
+                     [(r.path, r.action, str(r.packages), f"{r.seconds:.1f}s")
+                      for r in (result, cross)])
         return
     versions = pip_lock.airflow_versions(proj, runtime)
     if check:
@@ -97,7 +102,8 @@ def lock_dev(c):
 
 @task(help={"runtime": "fetch only what this Runtime line needs (default: every line)",
             "platform": "only what another platform's images need (linux/arm64): its Debian "
-                        "lock's .debs and the Python files chosen for it"})
+                        "lock's .debs, the cross toolchain's and the Python files chosen for "
+                        "it"})
 @user_errors
 def fetch(c, runtime=None, platform=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
@@ -112,6 +118,8 @@ def fetch(c, runtime=None, platform=None):
         arch = _debian_arch(proj, platform)
         pip_lock.check_all(proj, versions)
         results = [fetching.fetch_debian(proj, cache, arch)]
+        if arch != proj.debian.arch:
+            results.append(fetching.fetch_cross(proj, cache, arch))
         results += [fetching.fetch_python(proj, airflow, cache, arch) for airflow in versions]
         report.table(f"fetched into {cache}", ("inputs", "files", "downloaded", "MB"),
                      [(r.what, str(r.files), str(r.downloaded), f"{r.bytes / 1e6:.0f}")

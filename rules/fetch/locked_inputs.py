@@ -51,6 +51,17 @@ def fetch_debian(project: Project, cache: Path, arch: str | None = None) -> Fetc
     return FetchResult(what, len(jobs), downloaded, size)
 
 
+def fetch_cross(project: Project, cache: Path, target: str) -> FetchResult:
+    """The .debs of the cross toolchain's lock for ``target`` (rules.lock.cross_lock)."""
+    from rules.lock import cross_lock
+
+    packages = cross_lock.load(project, target)["packages"]
+    what = f"cross toolchain ({project.debian.arch} -> {target})"
+    jobs = [(p["url"], p["sha256"], p["filename"]) for p in packages]
+    downloaded, size = _fetch_all(jobs, cache, what)
+    return FetchResult(what, len(jobs), downloaded, size)
+
+
 def fetch_python(project: Project, airflow: str, cache: Path,
                  arch: str | None = None) -> FetchResult:
     """The chosen files of a lock, for the toolchain's platform or for ``arch``'s (the same

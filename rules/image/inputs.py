@@ -195,8 +195,13 @@ class Inputs:
         """Check every locked input of an Airflow version (the Debian packages, the chosen
         wheels and sdists): a missing or changed file stops the build before it starts."""
         packages = debian_lock.load(self.project)["packages"]
-        if self.foreign:  # (the host root too: it compiles the foreign one's standard library)
-            packages = packages + debian_lock.packages_for(self.project, self.arch)
+        if self.foreign:  # (the host root too: it compiles the foreign one's standard
+            # library; and the cross toolchain, which builds its sdists)
+            from rules.debian import cross_root
+
+            whole, target = cross_root.packages(self.project, self.arch)
+            packages = [*packages, *debian_lock.packages_for(self.project, self.arch), *whole,
+                        *target]
         for pkg in packages:
             self.verify(pkg["sha256"], pkg["filename"])
         for c in self.choices(airflow):

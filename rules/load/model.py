@@ -18,6 +18,11 @@ class DebianSource:
     # how the Debian root is made: "mmdebstrap" (runs the maintainer scripts) or "extract"
     # (rules.debian.extract_root: unpacks, writes dpkg's database, runs no package code)
     root_builder: str = "mmdebstrap"
+    # the cross toolchain (rules.lock.cross_lock, rules.debian.cross_root): packages of ``arch``
+    # whose closure builds for another architecture, and packages of that target
+    # architecture's archive unpacked for their headers and sysconfig data only (no closure)
+    cross_packages: tuple[str, ...] = ()
+    cross_target_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

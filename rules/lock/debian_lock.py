@@ -159,10 +159,11 @@ def prepare(project: Project, cache: Path | None = None) -> DebianLockResult:
 
 def resolve_packages(source: DebianSource, arch: str, cache: Path,
                      prefer: dict[str, str] | None = None,
-                     unserved: set[str] = frozenset()) -> list[dict]:
+                     unserved: set[str] = frozenset(), roots: list[str] | None = None
+                     ) -> list[dict]:
     """The lock's package entries for ``arch``: the closure of the Essential/required base and
-    the source's packages, newest versions (or ``prefer``'s, where an archive holds them),
-    never a file of ``unserved`` (URLs)."""
+    the source's packages (or of ``roots`` alone, when given), newest versions (or
+    ``prefer``'s, where an archive holds them), never a file of ``unserved`` (URLs)."""
     universe = Universe(prefer)
     universe.unserved = set(unserved)
     for mirror, suite in source.archives:
@@ -171,26 +172,30 @@ def resolve_packages(source: DebianSource, arch: str, cache: Path,
                                                 source.keyring, cache, FIELDS):
                 universe.add(stanza, mirror)
     universe.index_provides()
-    base = sorted(n for n, s in universe.best.items()
-                  if s.get("Essential") == "yes" or s.get("Priority") == "required")
-    closure = resolve(universe, base + sorted(source.packages))
-    packages = []
-    for name in sorted(closure):
-        s = universe.best[name]
-        packages.append({
-            "name": name,
-            "version": s["Version"],
-            "arch": s["Architecture"],
-            "sha256": s["SHA256"],
-            "size": int(s["Size"]),
-            "filename": s["Filename"],
-            "url": f"{s['_mirror']}/{s['Filename']}",
-            "source": s.get("Source", name).split(" ")[0],
-            "priority": s.get("Priority", ""),
-            "essential": s.get("Essential") == "yes",
-            "depends": closure[name],
-        })
-    return packages
+    if roots is None:
+        roots = sorted(n for n, s in universe.best.items()
+                       if s.get("Essential") == "yes" or s.get("Priority") == "required"
+                       ) + sorted(source.packages)
+    closure = resolve(universe, roots)
+    return [entry(universe.best[name], closure[name]) for name in sorted(closure)]
+
+
+def entry(stanza: dict, depends: list[str]) -> dict:
+    """The lock's entry of an index stanza (``_mirror``: the archive it came from)."""
+    name = stanza["Package"]
+    return {
+        "name": name,
+        "version": stanza["Version"],
+        "arch": stanza["Architecture"],
+        "sha256": stanza["SHA256"],
+        "size": int(stanza["Size"]),
+        "filename": stanza["Filename"],
+        "url": f"{stanza['_mirror']}/{stanza['Filename']}",
+        "source": stanza.get("Source", name).split(" ")[0],
+        "priority": stanza.get("Priority", ""),
+        "essential": stanza.get("Essential") == "yes",
+        "depends": depends,
+    }
 
 
 def packages_digest(packages: list) -> str:

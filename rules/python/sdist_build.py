@@ -46,19 +46,30 @@ def action(sdist: Chosen, tools: list[Chosen], root: Action) -> Action:
                        binds=binds,
                        env={"PYTHONPATH": path, "SOURCE_DATE_EPOCH": str(WHEEL_EPOCH)},
                        what=f"building {sdist.filename} into a wheel")
-            wheels = list((Path(tmp) / "out").glob("*.whl"))
-            if len(wheels) != 1:
-                raise UserError(f"building {sdist.filename} gave {len(wheels)} wheels")
-            data = wheels[0].read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        target = download.cas_path(ctx.cache, sha)
-        if not target.exists():
-            atomic.write_bytes(target, data)
-        return Made(blobs={"wheel": (sha, len(data))}, values={"filename": wheels[0].name})
+            wheel = one_wheel(Path(tmp) / "out", f"building {sdist.filename}")
+            return stored(ctx.cache, wheel)
 
     return Action("sdist wheel", f"{sdist.name} ({sdist.filename})",
                   {"sdist": sdist.sha256, "recipe": str(BUILD_VERSION)}, run,
                   deps=(root, *trees))
+
+
+def one_wheel(folder: Path, what: str) -> Path:
+    """The one wheel a build wrote into ``folder``."""
+    wheels = list(folder.glob("*.whl"))
+    if len(wheels) != 1:
+        raise UserError(f"{what} gave {len(wheels)} wheels")
+    return wheels[0]
+
+
+def stored(cache: Path, wheel: Path) -> Made:
+    """``wheel`` put in the CAS (atomically): the Made of a wheel-building action."""
+    data = wheel.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    target = download.cas_path(cache, sha)
+    if not target.exists():
+        atomic.write_bytes(target, data)
+    return Made(blobs={"wheel": (sha, len(data))}, values={"filename": wheel.name})
 
 
 def tools_of(chosen: list[Chosen]) -> list[Chosen]:
