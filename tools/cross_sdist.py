@@ -11,9 +11,9 @@ this venv's Python with the arm64 python3.9's sysconfig data (``_PYTHON_SYSCONFI
 its headers and ``--plat-name linux_aarch64``. Each wheel lands in OUT; the tool prints the
 ELF machine and the newest GLIBC symbol version its shared objects need.
 
-This is not the build's way (that must use the image's python3.9 and the lock's setuptools and
-wheel, and a cross compiler of bullseye's, hermetically): it answers "does it cross-compile"
-(docs/arm64.md).
+This is not the build's way (that is rules/python/cross_build.py since: the image's python3.9,
+the lock's setuptools and wheel, bullseye's cross gcc from a lock, hermetically): it answered
+"does it cross-compile" (docs/arm64.md), and is kept to compare with.
 """
 
 import argparse

@@ -8,11 +8,13 @@ provenance hash, stays byte for byte what it was, and so does the arm64 lock:
 - ``cross_packages``: packages of the build architecture (amd64: bullseye's
   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, ...) with the closure of their Depends and
   Pre-Depends, from the same archives, each at the main lock's version where it holds the
-  package (libc6, libstdc++6, zlib1g, ...), else the newest. 33 packages, 124 MB.
+  package (libc6, libstdc++6, zlib1g, ...), else the newest: 32 packages, 124 MB (each entry's
+  ``role``: "toolchain").
 - ``cross_target_packages``: packages of the target architecture (libpython3.9-dev,
-  libpython3.9-minimal for arm64), no dependency followed (rules.debian.cross_root takes only
-  their headers and sysconfig data), each at the target lock's version of that package, or of
-  the package of the same source it locks (libpython3.9-dev at the arm64 lock's python3.9):
+  libpython3.9-minimal, libcrypt-dev for arm64; ``role``: "target"), no dependency followed
+  (rules.debian.cross_root takes only their headers and sysconfig data), each at the target
+  lock's version of that package, or of the package of the same source it locks
+  (libpython3.9-dev at the arm64 lock's python3.9, libcrypt-dev at its libcrypt1's):
   the build must target the very python3.9 of the arm64 image. A version the mirror does not
   serve is an error, not a fallback.
 

@@ -32,11 +32,13 @@ Two sdists need more than that:
 - pendulum 2.1.2 builds with poetry-core (``build-backend = "poetry.core.masonry.api"``),
   which no lock holds, and ships no setup.py. Its ``build.py`` declares the two speed-ups
   (``pendulum._extensions._helpers`` and ``pendulum.parsing._iso8601``, one C file each).
-  This module writes a setup.py (PENDULUM_SETUP below: name, version, packages, those two
-  extensions, the two runtime requirements read from the sdist's PKG-INFO) and a
-  pyproject.toml whose backend is setuptools' legacy one, so the lock's setuptools builds it.
-  The wheel holds the same modules as poetry's would, with the extensions compiled (poetry's
-  build.py catches a failed build; this one does not: a failed compile fails the build).
+  This module writes a setup.py (PENDULUM_SETUP below: the packages, those two extensions,
+  and the metadata poetry wrote into the sdist's PKG-INFO: summary, requirements,
+  classifiers, URLs, description) and a pyproject.toml whose backend is setuptools' legacy
+  one, so the lock's setuptools builds it. The wheel holds the same files as its amd64
+  wheel from PyPI (the two .c files too), plus setuptools' top_level.txt, with the extensions
+  compiled (poetry's build.py catches a failed build; this one does not: a failed compile
+  fails the build).
   Only a pendulum sdist whose build.py names exactly those two extensions is shimmed.
 - snowflake-connector-python 2.7.1 builds its Arrow result iterator only when pyarrow imports
   at build time; pyarrow is not on the build's path, so the wheel has no Arrow extension (as
@@ -46,6 +48,7 @@ Two sdists need more than that:
 """
 
 import ast
+import email.parser
 import re
 import tarfile
 import tempfile
@@ -60,7 +63,8 @@ from rules.fetch.pypi_files import Chosen
 from rules.graph.action import Action, Made
 from rules.python import sdist_build, wheel_install
 
-RECIPE = 2  # bump when the way the wheel is built changes (2: pip's file modes)
+RECIPE = 3  # bump when the way the wheel is built changes (2: pip's file modes,
+#             3: pendulum's full metadata and C sources, as poetry builds it)
 PLATFORMS = {"arm64": "linux-aarch64"}  # Debian architecture -> _PYTHON_HOST_PLATFORM
 MACHINES = {"arm64": 183}  # Debian architecture -> ELF e_machine (EM_AARCH64)
 GLIBC = (2, 31)  # bullseye's: the newest symbol version a wheel may need
@@ -190,13 +194,10 @@ PENDULUM_SETUP = '''\
 from setuptools import Extension, find_packages, setup
 
 setup(
-    name={name!r},
-    version={version!r},
     packages=find_packages(include=["pendulum", "pendulum.*"]),
-    package_data={{"": ["*.pyi", "py.typed"]}},
-    install_requires={requires!r},
-    python_requires={python!r},
+    package_data={{"": ["py.typed", "*.pyi", "*.c"]}},
     ext_modules=[Extension(name, [source]) for name, source in {extensions!r}],
+    **{metadata!r},
 )
 '''
 
@@ -208,11 +209,28 @@ def shim_poetry(folder: Path, filename: str) -> None:
     if not filename.startswith("pendulum-") or declared != PENDULUM_EXTENSIONS:
         raise UserError(f"{filename} has no setup.py and its build backend is not locked: "
                         "only pendulum 2's poetry build (two extensions) is built by a shim")
-    info = (folder / "PKG-INFO").read_text(encoding="utf-8")
-    field = lambda key: [m.strip() for m in re.findall(rf"^{key}: (.*)$", info, re.M)]  # noqa: E731
     (folder / "setup.py").write_text(PENDULUM_SETUP.format(
-        name=field("Name")[0], version=field("Version")[0], requires=field("Requires-Dist"),
-        python=field("Requires-Python")[0], extensions=sorted(declared.items())))
+        extensions=sorted(declared.items()), metadata=metadata(folder / "PKG-INFO")),
+        encoding="utf-8")
     (folder / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools", "wheel"]\n'
         'build-backend = "setuptools.build_meta:__legacy__"\n')
+
+
+def metadata(pkg_info: Path) -> dict:
+    """setup()'s metadata arguments from an sdist's PKG-INFO (what poetry wrote there)."""
+    info = email.parser.Parser().parsestr(pkg_info.read_text(encoding="utf-8"))
+    one = {"name": "Name", "version": "Version", "description": "Summary",
+           "url": "Home-page", "license": "License", "author": "Author",
+           "author_email": "Author-email", "python_requires": "Requires-Python",
+           "long_description_content_type": "Description-Content-Type"}
+    out = {key: info[field] for key, field in one.items() if info[field] is not None}
+    if info["Keywords"]:
+        out["keywords"] = info["Keywords"].split(",")
+    out["classifiers"] = info.get_all("Classifier") or []
+    out["install_requires"] = info.get_all("Requires-Dist") or []
+    out["project_urls"] = dict(u.split(", ", 1) for u in info.get_all("Project-URL") or [])
+    body = info.get_payload()
+    if body and body.strip():
+        out["long_description"] = body
+    return out

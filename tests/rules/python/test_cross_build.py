@@ -134,6 +134,7 @@ def _build(cache: Path, sdist, tools) -> tuple[Path, str]:
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot)")
 def test_psutil_cross_builds_reproducibly_and_runs_under_qemu(tmp_path):
+    """psutil twice (two empty caches), pendulum, a pure sdist; psutil run under qemu."""
     sdist, tools = _sdist("psutil"), _tools()
     first, name = _build(tmp_path / "cache1", sdist, tools)
     second, name2 = _build(tmp_path / "cache2", sdist, tools)
@@ -144,6 +145,18 @@ def test_psutil_cross_builds_reproducibly_and_runs_under_qemu(tmp_path):
         shared = [n for n in z.namelist() if n.endswith(".so")]
     assert sorted(shared) == ["psutil/_psutil_linux.cpython-39-aarch64-linux-gnu.so",
                               "psutil/_psutil_posix.cpython-39-aarch64-linux-gnu.so"]
+
+    # pendulum: poetry's build, shimmed; its two extensions are built
+    pendulum = _sdist("pendulum")
+    _empty_cache(tmp_path / "cache1", [pendulum.sha256])
+    made = cross_build.action(pendulum, tools, cross_root.action(project.load(REPO)))
+    wheel = scheduler.run([made], tmp_path / "cache1")[made].record.blob(
+        tmp_path / "cache1", "wheel")
+    assert cross_build.check_elf(wheel, "arm64") == []
+    with zipfile.ZipFile(wheel) as z:
+        assert sorted(n for n in z.namelist() if n.endswith(".so")) == [
+            "pendulum/_extensions/_helpers.cpython-39-aarch64-linux-gnu.so",
+            "pendulum/parsing/_iso8601.cpython-39-aarch64-linux-gnu.so"]
 
     # a pure sdist: the very wheel sdist_build makes for amd64 (here in the same root)
     pure = next(c for c in _choices() if c.kind == "sdist" and c.name == "termcolor")
