@@ -53,7 +53,12 @@ CLASSIFIERS = {
 def _licensing():
     from license_expression import get_spdx_licensing
 
-    return get_spdx_licensing()
+    licensing = get_spdx_licensing()
+    # Its tokenizer is built on first use and published before it is filled: two SBOM actions
+    # parsing at once in threads of one build raced on it (AttributeError: 'object' object has
+    # no attribute 'children', a cold 4.2 build on 2026-12-03). Built here, before it is shared.
+    licensing.get_advanced_tokenizer()
+    return licensing
 
 
 @lru_cache(maxsize=1)

@@ -57,22 +57,28 @@ Not done (against the mmdebstrap root; nothing in the image reads them at run ti
   ``apt-get install`` starts it afresh, with the defaults;
 - the .pyc of /usr/share/python3 (py3versions, debpython) that py3compile's own run leaves.
 
+The whole root is made in a child process with umask 022, a fixed environment (TZ=UTC,
+LC_ALL=C.UTF-8, PATH) and / as working folder (``make``): made under the caller's umask
+077, 179 entries had other modes than under 022 (see ``make``).
+
 What ``tools/compare_roots.py`` says against the mmdebstrap root is in docs/arm64.md.
 """
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rules.common.errors import UserError
+from rules.common.errors import UserError, raise_if_interrupted
 from rules.fetch import download
 
-RECIPE = 1  # bump when the way the root is made changes
+RECIPE = 2  # bump when the way the root is made changes (2: umask 022, MAKE_ENV)
 
 # dpkg's order of the fields it writes to status (lib/dpkg/parse.c, fieldinfos); the rest
 # follow in the order of the control file
@@ -670,23 +676,78 @@ def recipe_digest() -> str:
     return digest(["extract", RECIPE, _dpkg_config(), STATUS_ORDER, INFO_FILES, LITERALS, COPIES,
                    LINKS, sorted(ALTERNATIVE_SET.items()), _CA_CONF_HEADER, _LOCALE_GEN,
                    sorted(COMPILE_ENV.items()), STDLIB_DIRS, PAM_PROFILES, pam_digest(),
-                   SYSTEMD_UNITS])
+                   SYSTEMD_UNITS, MAKE_UMASK, sorted(MAKE_ENV.items())])
+
+
+# The environment the root is made in (``make``): nothing of the caller's but the arguments.
+MAKE_UMASK = 0o022  # mmdebstrap's and dpkg's: folders 755, files 644 unless a mode is given
+MAKE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONHASHSEED": "0"}
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `rules`
+_FAILED = 3  # the child's exit code for a UserError (its message on stderr)
 
 
 def make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
          sources: str, compiler_root: Path | None = None) -> None:
     """Make the root in the empty folder ``target``; ``compiler_root`` (for a foreign
     ``arch``): a root of the build's architecture and the same package set, see
-    ``compile_stdlib``."""
+    ``compile_stdlib``.
+
+    The root is made in a child process with umask 022 (MAKE_UMASK), the environment MAKE_ENV
+    and / as its working folder, so it does not depend on the caller's. Made in the caller's
+    process, 179 entries differed in mode (nothing else) between umask 022 and 077, all
+    written here without an explicit mode: 166 files 644 -> 600 (/var/lib/dpkg/status, arch,
+    info/format and the 160 info/*.list, the 3 trigger interest files of triggers/) and 13 folders
+    755 -> 700 made by ``mkdir`` (/var/lib/dpkg/triggers, /var/lib/python, /usr/local,
+    /usr/local/lib/python3.9 and its dist-packages, /usr/local/share/ca-certificates,
+    /etc/python3, /mnt, the systemd .wants folders and deb-systemd-helper's state folders);
+    and the root folder itself, which the caller makes (now 755). Fixing the modes one call at
+    a time would leave the next new ``mkdir`` to chance; the build process's own umask cannot
+    be set instead: its actions run in threads of one process. TZ, locale and working folder
+    changed nothing, but are fixed here as well
+    (tests/rules/debian/test_extract_root.py makes the root under both)."""
     if arch != host_arch() and compiler_root is None:
         raise UserError(f"a {arch} root needs a {host_arch()} root of the same packages to "
                         "byte-compile its standard library")
+    args = {"packages": packages, "cache": str(Path(cache).resolve()),
+            "target": str(Path(target).resolve()), "arch": arch, "epoch": epoch,
+            "sources": sources,
+            "compiler_root": None if compiler_root is None else str(Path(compiler_root).resolve())}
+    proc = subprocess.run([sys.executable, "-c", "from rules.debian.extract_root import _child; "
+                           "raise SystemExit(_child())"], input=json.dumps(args),
+                          capture_output=True, text=True, cwd="/", umask=MAKE_UMASK,
+                          env=dict(MAKE_ENV, PYTHONPATH=str(PACKAGE_ROOT)))
+    if proc.returncode == _FAILED:
+        raise UserError(proc.stderr.strip())
+    if proc.returncode != 0:
+        raise_if_interrupted(proc.returncode)
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise UserError(f"making the Debian root by extraction failed (exit code "
+                        f"{proc.returncode}):\n{tail}")
+
+
+def _make(packages: list[dict], cache: Path, target: Path, arch: str, epoch: int,
+          sources: str, compiler_root: Path | None) -> None:
+    """``make``'s work, in its child process."""
+    target.chmod(0o755)  # (made by the caller, with the caller's umask)
     unpacked = unpack(sorted(packages, key=lambda p: p["name"]), cache, target)
     slim(target)
     write_database(target, unpacked, arch)
     configure(target, arch, epoch)
     finish(target, sources)
     compile_stdlib(target, None if arch == host_arch() else compiler_root)
+
+
+def _child() -> int:
+    """The child process of ``make``: its arguments as JSON on stdin."""
+    a = json.load(sys.stdin)
+    try:
+        _make(a["packages"], Path(a["cache"]), Path(a["target"]), a["arch"], a["epoch"],
+              a["sources"], None if a["compiler_root"] is None else Path(a["compiler_root"]))
+    except UserError as e:
+        print(e, file=sys.stderr)
+        return _FAILED
+    return 0
 
 
 def check_elf(root: Path, arch: str) -> list[str]:

@@ -1,8 +1,11 @@
 """The extraction-based Debian root (rules/debian/extract_root.py)."""
 
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,59 @@ def test_a_root_of_the_lock_runs_and_lists_every_package(tmp_path, arch):
         shutil.rmtree(root, ignore_errors=True)
         if compiler is not None:
             shutil.rmtree(compiler, ignore_errors=True)
+
+
+def _entries(root: Path, epoch: int) -> dict[str, tuple]:
+    """Every entry of a root, the root itself too: type, mode, owner, size, sha256 of the
+    bytes, link target, and mtime clamped to ``epoch`` as the layers clamp it (what a build
+    writes has the wall clock's)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for path in [Path(dirpath), *(Path(dirpath) / n for n in filenames + [
+                d for d in dirnames if (Path(dirpath) / d).is_symlink()])]:
+            st = path.lstat()
+            content = link = None
+            if stat.S_ISREG(st.st_mode):
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                link = os.readlink(path)
+            size = None if stat.S_ISDIR(st.st_mode) else st.st_size
+            out["/" + path.relative_to(root).as_posix()] = (
+                stat.S_IFMT(st.st_mode), oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid,
+                size, content, link, min(int(st.st_mtime), epoch))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (owners, chroot)")
+def test_the_root_does_not_follow_the_callers_umask_tz_locale_or_folder(tmp_path, monkeypatch):
+    """Made under umask 077, another TZ and locale, from another working folder (as the release
+    gate's second build is), the root is the one made under umask 022, entry for entry."""
+    from rules.debian import debian_rootfs
+
+    proj = project.load(REPO)
+    packages, epoch = _fetched(extract_root.host_arch()), proj.debian.source_date_epoch
+    made = {}
+    for umask, tz, lang in ((0o022, "UTC", "C.UTF-8"),
+                            (0o077, "Pacific/Kiritimati", "de_DE.UTF-8")):
+        root, cwd = tmp_path / f"root-{umask:o}", tmp_path / f"cwd-{umask:o}"
+        cwd.mkdir()
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("TZ", tz)
+        monkeypatch.setenv("LC_ALL", lang)
+        time.tzset()
+        old = os.umask(umask)
+        try:
+            root.mkdir()
+            extract_root.make(packages, default_cache(), root, extract_root.host_arch(), epoch,
+                              debian_rootfs.sources_list(proj))
+        finally:
+            os.umask(old)
+            monkeypatch.undo()
+            time.tzset()
+        made[umask] = _entries(root, epoch)
+        shutil.rmtree(root)
+    a, b = made[0o022], made[0o077]
+    differ = sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
+    assert differ == [], (f"{len(differ)} of {len(a)} entries differ, e.g.: "
+                          + "; ".join(f"{p} {a.get(p)} != {b.get(p)}" for p in differ[:12]))
