@@ -1,10 +1,11 @@
 """The arm64 image, built on amd64 without emulating the build, checked by running it user-mode.
 
-One `invoke image --platform all` of a line (RUNTIME_TEST_LINE, else 4.2), then:
+One `invoke image --platform all` of a line (RUNTIME_TEST_LINE, else 4.2) in an empty cache
+(under umask 077 and another TZ), and each platform built alone in the shared cache, then:
 
 - the layout: each flavor's tag names an image index of a linux/amd64 and a linux/arm64/v8
-  manifest; the amd64 one is exactly the image `invoke image` builds alone; manifest.json
-  (`docker load`) lists the host's platform only;
+  manifest, each exactly the image built alone in the other cache (bit-for-bit rebuilds);
+  manifest.json (`docker load`) lists the host's platform only;
 - the arm64 image's layers, unpacked into a root: no ELF file of another machine than aarch64;
 - its python3.9 run with `qemu-aarch64-static -L` (user mode, chrooted; no binfmt handler is
   registered: a child python3.9 would be exec'd natively, so the CLI runs in-process):
@@ -53,18 +54,25 @@ def _json(layout: Path, digest: str) -> dict:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(layout of --platform all, layout of the default platform alone, work folder)."""
+    """(layout of --platform all, made in an empty cache under umask 077 and another TZ;
+    layouts of linux/amd64 alone and linux/arm64 alone, made in the shared cache; work folder).
+    """
+    from rules.fetch.locked_inputs import cache_of_fetched
+
     work = tmp_path_factory.mktemp("arm64")
     fetched = run_invoke(REPO, "fetch", "--platform", "linux/arm64", "--runtime", LINE,
                          timeout=1800)
     assert fetched.returncode == 0, fetched.stdout[-3000:] + fetched.stderr[-3000:]
-    both, alone = work / "both", work / "alone"
-    proc = run_invoke(REPO, "image", "--runtime", LINE, "--platform", "all", "--out",
-                      str(both), timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    proc = run_invoke(REPO, "image", "--runtime", LINE, "--out", str(alone), timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    yield both, alone, work
+    fresh = cache_of_fetched(default_cache(), work / "cache", kinds=("file choice",))
+    both, alone, arm = work / "both", work / "alone", work / "arm"
+    for out, args, env, umask in (
+            (both, ("--platform", "all"), {"RUNTIME_CACHE": str(fresh), "TZ": "Asia/Tokyo"},
+             0o077),
+            (alone, (), None, None), (arm, ("--platform", "linux/arm64"), None, None)):
+        proc = run_invoke(REPO, "image", "--runtime", LINE, *args, "--out", str(out),
+                          timeout=3000, env=env, umask=umask)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    yield both, alone, arm, work
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -75,18 +83,21 @@ def _tagged(layout: Path) -> dict[str, dict]:
             and "org.opencontainers.image.ref.name" in m["annotations"]}
 
 
-def test_each_tag_names_an_index_of_amd64_and_arm64(built):
-    both, alone, _ = built
-    tags, plain = _tagged(both), _tagged(alone)
-    assert tags and set(tags) == set(plain)
+def test_each_tag_names_an_index_of_amd64_and_arm64_rebuilt_bit_for_bit(built):
+    """Each platform's image of the index is the one built alone in another cache (every
+    action run again there, another umask and TZ): the same digest."""
+    both, alone, arm, _ = built
+    tags, plain, arm_alone = _tagged(both), _tagged(alone), _tagged(arm)
+    assert tags and set(tags) == set(plain) == set(arm_alone)
     for tag, descriptor in tags.items():
         assert descriptor["mediaType"] == oci.INDEX, tag
         manifests = _json(both, descriptor["digest"])["manifests"]
         platforms = [m["platform"] for m in manifests]
         assert platforms == [{"architecture": "amd64", "os": "linux"},
                              {"architecture": "arm64", "os": "linux", "variant": "v8"}]
-        # the amd64 image of the index is the one built alone, byte for byte
         assert manifests[0]["digest"] == plain[tag]["digest"]
+        assert manifests[1]["digest"] == arm_alone[tag]["digest"]
+        assert arm_alone[tag]["mediaType"] == oci.MANIFEST
         config = _json(both, _json(both, manifests[1]["digest"])["config"]["digest"])
         assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
     docker = json.loads((both / "manifest.json").read_text())
@@ -99,7 +110,7 @@ def test_each_tag_names_an_index_of_amd64_and_arm64(built):
 @pytest.fixture(scope="module")
 def arm64_root(built):
     """The arm64 image of the line's default flavor, unpacked (as root: owners kept)."""
-    both, _, work = built
+    both, _, _, work = built
     proj = project.load(REPO)
     line = proj.line(LINE)
     from rules.image import policy
