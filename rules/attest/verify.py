@@ -46,6 +46,7 @@ from packaging.utils import canonicalize_name
 
 from rules.attest import provenance
 from rules.oci import referrers
+from rules.oci.layout import INDEX
 from rules.common.errors import UserError
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -116,15 +117,28 @@ class Layout:
         self.checked.add(digest)
 
     def images(self) -> list[tuple[str, list[str]]]:
-        """(manifest digest, tags) of the images (not the attached artifacts)."""
+        """(manifest digest, tags) of the images (not the attached artifacts); the images of
+        an image index (a tag of several platforms) each carry the index's tags."""
         found: dict[str, list[str]] = {}
         for entry in self.index.get("manifests", []):
-            if entry.get("artifactType") or entry.get("mediaType") != MANIFEST:
+            if entry.get("artifactType"):
                 continue
-            tags = found.setdefault(entry["digest"], [])
+            digests = [entry["digest"]]
+            if entry.get("mediaType") == INDEX:
+                try:
+                    index = json.loads(self.read(entry["digest"], "image index"))
+                    digests = [m["digest"] for m in index.get("manifests", [])
+                               if m.get("mediaType") == MANIFEST]
+                except (Broken, ValueError, KeyError, TypeError) as e:
+                    raise UserError(f"{self.path}: image index {entry['digest'][:19]} "
+                                    f"cannot be read: {e}") from None
+            elif entry.get("mediaType") != MANIFEST:
+                continue
             tag = (entry.get("annotations") or {}).get(REF_NAME)
-            if tag:
-                tags.append(tag)
+            for digest in digests:
+                tags = found.setdefault(digest, [])
+                if tag and tag not in tags:
+                    tags.append(tag)
         return list(found.items())
 
     def referrers(self, subject: str) -> list[dict]:
@@ -370,6 +384,9 @@ def rebuild(repo: str, statement: dict, cache: Path, invoke: list[str]) -> tuple
 
     params = statement["predicate"]["buildDefinition"]["externalParameters"]
     commit, line = params["source"]["commit"], params["line"]
+    platform = params.get("platform")  # another platform than the build's own: linux/arm64
+    if platform is not None and not re.fullmatch(r"linux/[a-z0-9]+", str(platform)):
+        raise Broken(f"the provenance names an invalid platform ({platform!r})")
     if not re.fullmatch(r"[0-9a-f]{40}", commit or ""):
         raise Broken(f"the provenance names no commit ({commit!r})")
     scratch = Path(tempfile.mkdtemp(prefix="runtime-verify-", dir=cache))
@@ -395,8 +412,9 @@ def rebuild(repo: str, statement: dict, cache: Path, invoke: list[str]) -> tuple
         env.pop("RUNTIME_SIGNING_KEY", None)
         env.pop("PYTHONPATH", None)  # the clone's own rules/, not this checkout's
         proc = subprocess.run([*invoke, "image", "--runtime", line, "--out", str(out),
-                               "--remote-cache", "off"], cwd=src, env=env,
-                              capture_output=True, text=True)
+                               "--remote-cache", "off",
+                               *(("--platform", platform) if platform else ())],
+                              cwd=src, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
             raise Broken(f"the rebuild of {commit[:12]} failed: {' | '.join(tail)}")
@@ -478,7 +496,7 @@ def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, 
     (None: no rebuild); ``checkout``: the git checkout whose release records to compare with;
     ``release``: every image must be a recorded release."""
     reports = []
-    rebuilt: dict[str, tuple[dict | None, str]] = {}  # commit -> (result, error)
+    rebuilt: dict[tuple, tuple[dict | None, str]] = {}  # (commit, platform) -> result, error
     images = layout.images()
     if only:
         images = [(d, t) for d, t in images if only in t or d == only]
@@ -495,14 +513,15 @@ def verify_layout(layout: Layout, keys, allow_unsigned: bool, repo: str | None, 
                                       if c.name in ("signature", "provenance")):
             checks.append(Check("rebuild", False, "no trusted provenance to rebuild from"))
         else:
-            commit = statement["predicate"]["buildDefinition"]["externalParameters"][
-                "source"]["commit"]
-            if commit not in rebuilt:
+            params = statement["predicate"]["buildDefinition"]["externalParameters"]
+            commit = params["source"]["commit"]
+            built = (commit, str(params.get("platform")))  # one rebuild per platform
+            if built not in rebuilt:
                 try:
-                    rebuilt[commit] = (rebuild(repo, statement, cache, invoke)[0], "")
+                    rebuilt[built] = (rebuild(repo, statement, cache, invoke)[0], "")
                 except Broken as e:
-                    rebuilt[commit] = (None, str(e))
-            result, error = rebuilt[commit]
+                    rebuilt[built] = (None, str(e))
+            result, error = rebuilt[built]
             if result is None:
                 checks.append(Check("rebuild", False, error))
             else:
@@ -546,6 +565,21 @@ def download(client, digest: str, folder: Path) -> Layout:
         raise UserError(f"{client.target}@{digest}: the registry's manifest has other bytes")
     (blobs / digest[7:]).write_bytes(data)
     manifest = json.loads(data)
+    if manifest.get("mediaType") == INDEX or found[1] == INDEX:  # every platform's image
+        entries = []
+        for child in manifest.get("manifests", []):
+            if child.get("mediaType") != MANIFEST:  # (no index of indexes)
+                continue
+            part = download(client, child["digest"], folder / child["digest"][7:19])
+            entries += part.index["manifests"]
+            for blob in (part.path / "blobs" / "sha256").iterdir():
+                if not (blobs / blob.name).exists():
+                    os.link(blob, blobs / blob.name)
+            shutil.rmtree(part.path)
+        (folder / "index.json").write_text(json.dumps({"schemaVersion": 2,
+                                                       "manifests": entries}))
+        (folder / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        return Layout(folder)
     entries = [{"mediaType": MANIFEST, "digest": digest, "size": len(data),
                 "annotations": {REF_NAME: digest}}]
     for blob in [manifest["config"], *manifest["layers"]]:

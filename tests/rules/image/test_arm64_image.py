@@ -107,6 +107,22 @@ def test_each_tag_names_an_index_of_amd64_and_arm64_rebuilt_bit_for_bit(built):
         assert config["architecture"] == oci.host_architecture()
 
 
+def test_verify_checks_every_platform_s_images_against_their_attestations(built):
+    """`invoke verify` of the layout: the images of each index (both flavors, both platforms),
+    their SBOMs listing what the image holds and their provenance naming it."""
+    both = built[0]
+    proc = run_invoke(REPO, "verify", str(both), "--allow-unsigned", "--no-rebuild",
+                      timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    index = json.loads((both / "index.json").read_text())
+    images = {m["digest"] for d in index["manifests"] if d["mediaType"] == oci.INDEX
+              for m in _json(both, d["digest"])["manifests"]}
+    assert len(images) == 4
+    for digest in images:
+        assert digest[:19] in proc.stdout
+    assert "FAIL" not in proc.stdout
+
+
 @pytest.fixture(scope="module")
 def arm64_root(built):
     """The arm64 image of the line's default flavor, unpacked (as root: owners kept)."""
