@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -121,6 +122,52 @@ def test_verify_checks_every_platform_s_images_against_their_attestations(built)
     for digest in images:
         assert digest[:19] in proc.stdout
     assert "FAIL" not in proc.stdout
+
+
+SYFT = shutil.which("syft") or str(Path(sys.executable).parent / "syft")
+
+
+def test_syft_sees_exactly_the_arm64_sbom_s_packages(built, tmp_path):
+    """syft (offline, no database) scans the arm64 image alone, copied out of the index by
+    skopeo: the Debian and Python packages it finds are its SPDX SBOM's, none more or fewer
+    (the upstream Airflow of the SBOM is pedigree, not in the image as such)."""
+    from packaging.utils import canonicalize_name
+
+    from rules.attest import verify
+    from rules.oci import referrers
+
+    both = built[0]
+    proj = project.load(REPO)
+    line = proj.line(LINE)
+    tag = line.version
+    index = _json(both, _tagged(both)[tag]["digest"])
+    arm = next(m["digest"] for m in index["manifests"]
+               if m["platform"]["architecture"] == "arm64")
+    layout = verify.Layout(both)
+    spdx = next(json.loads(layout.read(e["digest"], "artifact"))
+                for e in layout.referrers(arm) if e.get("artifactType") == referrers.SPDX)
+    data = layout.read(spdx["layers"][0]["digest"], "SPDX")
+    debs, dists = verify.spdx_contents(data)
+    pypi = {(str(canonicalize_name(p["name"])), p.get("versionInfo"))
+            for p in json.loads(data)["packages"] if not p["SPDXID"].endswith("-upstream")
+            and any(r["referenceLocator"].startswith("pkg:pypi/")
+                    for r in p.get("externalRefs", []))}
+    listed = {("deb", n, v) for n, v, _ in debs} | {("python", n, v) for n, v in pypi | dists}
+    assert any(a == "arm64" for _, _, a in debs)
+    one = tmp_path / "one"
+    proc = subprocess.run(["skopeo", "copy", "-q", "--override-arch", "arm64",
+                           "--override-variant", "v8", f"oci:{both}:{tag}", f"oci:{one}:scan"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((one / "index.json").read_text())["manifests"][0]["digest"] == arm
+    proc = subprocess.run([SYFT, "scan", f"oci-dir:{one}", "-o", "json", "-q"],
+                          capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false"))
+    assert proc.returncode == 0, proc.stderr
+    found = {(a["type"], str(canonicalize_name(a["name"])) if a["type"] == "python"
+              else a["name"], a["version"]) for a in json.loads(proc.stdout)["artifacts"]
+             if a["type"] in ("deb", "python")}
+    assert found == listed, ("syft only", found - listed, "SBOM only", listed - found)
 
 
 @pytest.fixture(scope="module")
