@@ -50,6 +50,7 @@ from rules.oci.layout import INDEX
 from rules.common.errors import UserError
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 REF_NAME = "org.opencontainers.image.ref.name"
 SITE = "usr/local/lib/python3.9/dist-packages/"
 
@@ -88,8 +89,9 @@ class Layout:
         self.contents: dict[tuple, tuple[set, set]] = {}  # layers -> what they hold
 
     def blob_path(self, digest: str) -> Path:
-        algorithm, _, hexdigest = digest.partition(":")
-        return self.path / "blobs" / algorithm / hexdigest
+        if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+            raise Broken(f"{str(digest)[:80]!r} is not a sha256 digest")
+        return self.path / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
     def read(self, digest: str, what: str) -> bytes:
         """A blob's bytes, checked against its digest (raises Broken)."""
@@ -126,12 +128,10 @@ class Layout:
             digests = [entry["digest"]]
             if entry.get("mediaType") == INDEX:
                 try:
-                    index = json.loads(self.read(entry["digest"], "image index"))
-                    digests = [m["digest"] for m in index.get("manifests", [])
-                               if m.get("mediaType") == MANIFEST]
-                except (Broken, ValueError, KeyError, TypeError) as e:
-                    raise UserError(f"{self.path}: image index {entry['digest'][:19]} "
-                                    f"cannot be read: {e}") from None
+                    digests = self.index_images(entry["digest"])
+                except (Broken, ValueError, KeyError, TypeError, AttributeError) as e:
+                    raise UserError(f"{self.path}: image index {str(entry['digest'])[:19]}: "
+                                    f"{e}") from None
             elif entry.get("mediaType") != MANIFEST:
                 continue
             tag = (entry.get("annotations") or {}).get(REF_NAME)
@@ -140,6 +140,31 @@ class Layout:
                 if tag and tag not in tags:
                     tags.append(tag)
         return list(found.items())
+
+    def index_images(self, digest: str) -> list[str]:
+        """The images of an image index, each checked against the platform the index gives
+        it (its config's os, architecture and variant), one image per platform: an index
+        whose entries were swapped would make a pull on amd64 run the arm64 image."""
+        index = json.loads(self.read(digest, "image index"))
+        out, seen = [], set()
+        for m in index.get("manifests", []):
+            if m.get("mediaType") != MANIFEST:
+                raise Broken(f"it names a {m.get('mediaType')!r}, not an image manifest")
+            manifest = json.loads(self.read(m["digest"], "manifest"))
+            config = json.loads(self.read(manifest["config"]["digest"], "config"))
+            said = m.get("platform") or {}
+            actual = {k: config.get(k) for k in ("os", "architecture", "variant")}
+            if {k: said.get(k) for k in actual} != actual:
+                raise Broken(f"its entry {m['digest'][:19]} says platform {said}, the image's "
+                             f"config says {actual}")
+            key = tuple(sorted(actual.items(), key=lambda kv: kv[0]))
+            if key in seen:
+                raise Broken(f"two images for platform {actual}")
+            seen.add(key)
+            out.append(m["digest"])
+        if not out:
+            raise Broken("it names no image")
+        return out
 
     def referrers(self, subject: str) -> list[dict]:
         out = []
@@ -570,6 +595,9 @@ def download(client, digest: str, folder: Path) -> Layout:
         for child in manifest.get("manifests", []):
             if child.get("mediaType") != MANIFEST:  # (no index of indexes)
                 continue
+            if not DIGEST.fullmatch(str(child.get("digest"))):
+                raise UserError(f"{client.target}@{digest}: the index names "
+                                f"{str(child.get('digest'))[:80]!r}, not a sha256 digest")
             part = download(client, child["digest"], folder / child["digest"][7:19])
             entries += part.index["manifests"]
             for blob in (part.path / "blobs" / "sha256").iterdir():

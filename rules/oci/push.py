@@ -32,6 +32,7 @@ bytes are fetched first.
 
 import hashlib
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -85,10 +86,13 @@ def read_layout(layout: Path) -> list[LayoutImage]:
             return
         try:
             data = _blob(layout, digest).read_bytes()
+            if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+                raise UserError(f"{layout}: manifest {digest[:19]} has other bytes than its "
+                                "digest names")
             manifest = json.loads(data)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{layout}: manifest {digest} is missing or unreadable: "
-                            f"{e}") from None
+        except (OSError, ValueError, AttributeError) as e:
+            raise UserError(f"{layout}: manifest {str(digest)[:80]} is missing or "
+                            f"unreadable: {e}") from None
         if media_type == INDEX:  # an image index (one tag, several platforms): its
             for child in manifest.get("manifests", []):  # images go first, untagged
                 add(child["digest"], child["mediaType"])
@@ -119,9 +123,15 @@ def read_layout(layout: Path) -> list[LayoutImage]:
     return list(images.values())
 
 
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def _blob(layout: Path, digest: str) -> Path:
-    algorithm, _, hexdigest = digest.partition(":")
-    return layout / "blobs" / algorithm / hexdigest
+    """The blob's file; a digest that is not sha256:<64 hex> is refused (a layout naming
+    "sha256:../../etc/shadow" must not make push read, or send, a file outside it)."""
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise UserError(f"{layout}: {str(digest)[:80]!r} is not a sha256 digest")
+    return layout / "blobs" / "sha256" / digest.removeprefix("sha256:")
 
 
 def push(layout: Path, client: Client, progress=print) -> PushResult:

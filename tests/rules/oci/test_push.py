@@ -298,6 +298,22 @@ def test_a_tag_of_two_platforms_is_pushed_as_its_image_index(reg, tmp_path):
                                        f"[{image.layers[0].digest}]"]
 
 
+def test_a_digest_naming_a_file_outside_the_layout_is_refused_before_any_read(tmp_path):
+    """A hostile layout whose index (or an index it names) gives "sha256:../../x" as a
+    digest: push refuses it, and reads and sends nothing of the file it names."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"config": {"digest": "sha256:../../../../etc/hostname", "size": 1},'
+                      ' "layers": []}')
+    for media_type in ("application/vnd.oci.image.index.v1+json",
+                       "application/vnd.oci.image.manifest.v1+json"):
+        layout = make_layout(tmp_path / media_type.split(".")[-2])
+        index = json.loads((layout / "index.json").read_text())
+        index["manifests"][0].update(mediaType=media_type, digest="sha256:../../secret.json")
+        (layout / "index.json").write_text(json.dumps(index))
+        with pytest.raises(UserError, match="is not a sha256 digest"):
+            pushing.read_layout(layout)
+
+
 def test_layout_errors(tmp_path):
     with pytest.raises(UserError, match="not an OCI image layout"):
         pushing.read_layout(tmp_path)
