@@ -23,11 +23,13 @@ LAYOUT_ENTRIES = frozenset({"oci-layout", "index.json", "manifest.json", "blobs"
 
 def is_image_layout(path: Path) -> bool:
     """An OCI image layout as this engine writes it: `oci-layout`, the two indexes and blobs
-    named by their sha256, nothing else."""
+    named by their sha256, nothing else. manifest.json (`docker load`'s) must be there: other
+    tools (skopeo, umoci) write layouts without it, and the user's tags in those are theirs."""
     path = Path(path)
     try:
         names = {p.name for p in path.iterdir()}
-        if "oci-layout" not in names or not names <= LAYOUT_ENTRIES:
+        if not {"oci-layout", "index.json", "manifest.json"} <= names \
+                or not names <= LAYOUT_ENTRIES:
             return False
         for name in names - {"blobs"}:  # oci-layout, index.json, manifest.json: plain files
             if not (path / name).is_file() or (path / name).is_symlink():

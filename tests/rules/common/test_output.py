@@ -97,6 +97,17 @@ def test_an_earlier_layout_is_recognised_and_a_mixed_one_is_not(tmp_path):
     assert not output.is_image_layout(tmp_path / "absent")
 
 
+def test_a_layout_of_another_tool_is_not_taken_for_an_earlier_one(tmp_path):
+    """skopeo and umoci write layouts without manifest.json; the user's tags in them are
+    theirs, and a build must not replace them."""
+    layout = earlier_layout(tmp_path / "skopeo")
+    (layout / "manifest.json").unlink()
+    assert not output.is_image_layout(layout)
+    with pytest.raises(UserError):
+        output.check_folder(layout, output.is_image_layout, "a layout")
+    assert (layout / "index.json").exists()
+
+
 def test_publish_replaces_an_earlier_layout(tmp_path):
     out = earlier_layout(tmp_path / "out")
     work = output.work_folder(out)
