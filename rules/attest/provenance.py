@@ -97,7 +97,8 @@ def resolved_dependencies(project, line, choices, arch: str | None = None) -> li
     """Every lock and every input of the line's build, with its digest (``choices``: the
     lock's rules.fetch.pypi_files.Chosen list, for the image's platform). ``arch``: another
     architecture than the main lock's: its Debian lock and packages are inputs too (the main
-    lock's root byte-compiles its standard library, rules.debian.arch_root)."""
+    lock's root byte-compiles its standard library, rules.debian.arch_root), and so is the
+    cross toolchain's lock and packages."""
     from rules.image import layers
     from rules.lock import debian_lock
 
@@ -106,13 +107,21 @@ def resolved_dependencies(project, line, choices, arch: str | None = None) -> li
     lock = project.locks[line.airflow].lock
     debian_locks = [project.debian.lock]
     packages = list(debian_lock.load(project)["packages"])
-    if arch:
-        debian_locks.append(debian_lock.arch_lock_path(project.debian, arch))
+    if arch:  # and the cross toolchain, which compiles its sdists (rules.python.cross_build)
+        from rules.lock import cross_lock
+
+        debian_locks += [debian_lock.arch_lock_path(project.debian, arch),
+                         cross_lock.lock_path(project.debian, arch)]
         packages += debian_lock.packages_for(project, arch)
+        packages += cross_lock.load(project, arch)["packages"]
     for path in (lock, *debian_locks):
         deps.append(dependency(path, hashlib.sha256((root / path).read_bytes()).hexdigest(),
                                f"git+file:{path}"))
+    listed = set()
     for p in sorted(packages, key=lambda p: (p["name"], p["arch"], p["version"])):
+        if p["sha256"] in listed:  # (a toolchain package the main lock holds too)
+            continue
+        listed.add(p["sha256"])
         deps.append(dependency(f"deb {p['name']}_{p['version']}_{p['arch']}", p["sha256"],
                                p["url"]))
     for c in sorted(choices, key=lambda c: c.filename):

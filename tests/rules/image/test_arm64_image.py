@@ -124,6 +124,36 @@ def test_verify_checks_every_platform_s_images_against_their_attestations(built)
     assert "FAIL" not in proc.stdout
 
 
+def test_arm64_provenance_names_its_platform_and_every_lock_it_was_built_from(built):
+    """The arm64 image's provenance: its platform, the main, arm64 and cross toolchain Debian
+    locks (the amd64 root compiles its standard library, the cross gcc its C sdists), and
+    the cross toolchain's .debs among its dependencies."""
+    from rules.attest import verify
+    from rules.lock import cross_lock
+    from rules.oci import referrers
+
+    both = built[0]
+    proj = project.load(REPO)
+    layout = verify.Layout(both)
+    for digest, _ in layout.images():
+        config = _json(both, _json(both, digest)["config"]["digest"])
+        entry = next(e for e in layout.referrers(digest)
+                     if e.get("artifactType") == referrers.IN_TOTO)
+        art = json.loads(layout.read(entry["digest"], "artifact"))
+        statement = json.loads(layout.read(art["layers"][0]["digest"], "provenance"))
+        build = statement["predicate"]["buildDefinition"]
+        names = {d["name"] for d in build["resolvedDependencies"]}
+        cross = cross_lock.lock_path(proj.debian, "arm64")
+        if config["architecture"] == "arm64":
+            assert build["externalParameters"]["platform"] == "linux/arm64"
+            assert {proj.debian.lock, debian_lock.arch_lock_path(proj.debian, "arm64"),
+                    cross} <= names
+            assert any(n.startswith("deb gcc-10-aarch64-linux-gnu_") for n in names)
+        else:
+            assert "platform" not in build["externalParameters"]
+            assert cross not in names
+
+
 SYFT = shutil.which("syft") or str(Path(sys.executable).parent / "syft")
 
 
