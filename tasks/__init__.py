@@ -103,7 +103,7 @@ def lock_dev(c):
 @task(help={"runtime": "fetch only what this Runtime line needs (default: every line)",
             "platform": "only what another platform's images need (linux/arm64): its Debian "
                         "lock's .debs, the cross toolchain's and the Python files chosen for "
-                        "it"})
+                        "it; all: every platform's"})
 @user_errors
 def fetch(c, runtime=None, platform=None):
     """Download every locked input into the content-addressed cache, verifying sha256."""
@@ -114,6 +114,11 @@ def fetch(c, runtime=None, platform=None):
     proj = project.load()
     cache = default_cache()
     versions = pip_lock.airflow_versions(proj, runtime)
+    if platform == "all":  # the main platform's inputs, then every other locked one's
+        fetch(c, runtime=runtime)
+        for arch in debian_lock.ARCHES:
+            fetch(c, runtime=runtime, platform=f"linux/{arch}")
+        return
     if platform:
         arch = _debian_arch(proj, platform)
         pip_lock.check_all(proj, versions)
@@ -365,8 +370,28 @@ def image(c, runtime="4.2", flavor="all", out=None, load=False, explain=False,
     line = proj.line(runtime)
     flavors = _flavors(proj, line, flavor)
     arches = _arches(proj, platform)
+    foreign = [a for a in arches if a != proj.debian.arch]
+    if foreign and push_to:
+        raise UserError(f"--push-to builds linux/{proj.debian.arch} alone for now: write the "
+                        f"layout (--out) and `invoke push --from` it (each tag then names its "
+                        "image index)")
+    if foreign and remote_cache not in (None, "off"):
+        raise UserError(f"--remote-cache is not used for linux/{foreign[0]} builds yet: "
+                        "leave it out (or --remote-cache off)")
+    if load and proj.debian.arch not in arches:
+        from rules.oci.layout import host_architecture
+
+        if host_architecture() not in arches:
+            raise UserError(f"--load loads the host's platform (linux/{host_architecture()}),"
+                            f" which --platform {platform} does not build: use --platform "
+                            "all, or load the layout elsewhere")
     options = _registry_options(username, password_stdin, ca_cert)
-    url, read_only = _remote_cache_choice(proj, remote_cache, remote_cache_read_only)
+    url, read_only = _remote_cache_choice(proj, None if foreign else remote_cache,
+                                          remote_cache_read_only)
+    if foreign and url:  # (WORKSPACE's remote_cache: not for these builds yet, said)
+        print(f"remote cache: not used for linux/{foreign[0]} builds yet (WORKSPACE's "
+              f"{url} is left alone)")
+        url = None
     from rules.attest import provenance
 
     key = provenance.load_signing_key(str(_user_path(signing_key)) if signing_key else None)

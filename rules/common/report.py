@@ -59,11 +59,18 @@ def image_summary(result) -> None:
         rows.append((step.name, f"{step.layer.size / 1e6:.1f}", str(step.layer.entries),
                      "hit" if step.hit else "built", f"{step.seconds:.1f}s",
                      step.layer.digest[7:19]))
-    total = sum(s.layer.size for s in result.steps)
-    hits = sum(s.hit for s in result.steps)
+    total = sum({s.layer.digest: s.layer.size for s in result.steps}.values())  # (shared
+    hits = sum(s.hit for s in result.steps)  # blobs of two platforms counted once)
     rows.append(("total", f"{total / 1e6:.1f}", "", f"{hits}/{len(result.steps)} hits",
                  f"{result.seconds:.1f}s", ""))
     table(f"Runtime {result.line.version} (Airflow {result.line.airflow}) -> {result.out}",
           ("layer", "MB", "entries", "cache", "time", "digest"), rows)
-    for image in result.images:
-        console.print(f"{image.repo}:{image.tag}  {image.digest}")
+    from rules.oci import layout
+
+    for item in layout.group(result.images):
+        if isinstance(item, layout.Index):  # the tag names the index of the platforms
+            console.print(f"{item.repo}:{item.tag}  {item.digest}  (image index)")
+            for image in item.images:
+                console.print(f"  linux/{image.architecture}  {image.digest}")
+        else:
+            console.print(f"{item.repo}:{item.tag}  {item.digest}")

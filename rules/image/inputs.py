@@ -248,7 +248,15 @@ class Inputs:
         return self._locked
 
     def verify(self, sha256: str, name: str) -> Path:
-        return self._verified.check(sha256, name)
+        try:
+            return self._verified.check(sha256, name)
+        except UserError as e:  # (another platform's inputs: its own fetch brings them)
+            if self.foreign and "run `invoke fetch`" in str(e):
+                raise UserError(str(e).replace(
+                    "run `invoke fetch`", f"run `invoke fetch --platform linux/{self.arch}` "
+                    "(and `invoke fetch`: the build's own platform's inputs are needed too)"
+                )) from None
+            raise
 
     def save(self) -> None:
         self._verified.save()

@@ -99,6 +99,10 @@ class Index:
     def tags(self) -> list[str]:
         return self.images[0].tags
 
+    @property
+    def tag(self) -> str:
+        return self.images[0].tag
+
     def index_blob(self) -> bytes:
         annotations = {k: v for k, v in self.images[0].annotations.items()}
         return canonical({

@@ -81,6 +81,21 @@ def test_arm64_debian_lock_check_and_bad_platforms():
     assert "the main Debian lock's" in proc.stderr
 
 
+@pytest.mark.parametrize("args, words", [
+    (("--platform", "linux/arm64", "--load"), "--load loads the host's platform"),
+    (("--platform", "all", "--remote-cache", "127.0.0.1:1/cache"),
+     "--remote-cache is not used for linux/arm64"),
+    (("--platform", "linux/arm64", "--push-to", "127.0.0.1:1/runtime"), "invoke push --from"),
+    (("--platform", "linux/arm",), "unknown platform 'linux/arm'"),
+])
+def test_image_platform_choices_refused_before_any_work(tmp_path, args, words):
+    out = tmp_path / "out"
+    proc = run_invoke(REPO, "image", "--runtime", "4.2", *args, "--out", str(out))
+    assert_clean_error(proc, 2)
+    assert words in proc.stderr
+    assert not out.exists()
+
+
 def test_check_on_stale_lock_exits_1_with_diff(repo_copy):
     providers = repo_copy / "providers" / "BUILD"
     providers.write_text(providers.read_text().replace('"redis",', '"redis",\n    "slack",'))
