@@ -163,3 +163,16 @@ def upstream_airflow_wheel(proj, airflow: str) -> tuple[Path, str]:
                                  pypi_files.index_files(lock.index_url, entry.name,
                                                         entry.version), entry.hashes, tags)
     return download.fetch_verified(pick.url, pick.sha256, cache, pick.filename), pick.filename
+
+
+def cas_layer(cache: Path, seed: bytes, repeat: int = 1000):
+    """A rules.oci.layer.Layer of ``seed * repeat`` bytes, stored in ``cache``'s CAS (for
+    layouts written by rules.oci.layout in tests; not a real tar)."""
+    from rules.fetch.download import cas_path
+    from rules.oci.layer import Layer
+
+    data = seed * repeat
+    sha = hashlib.sha256(data).hexdigest()
+    cas_path(cache, sha).parent.mkdir(parents=True, exist_ok=True)
+    cas_path(cache, sha).write_bytes(data)
+    return Layer(f"sha256:{sha}", f"sha256:{sha}", len(data), 1)

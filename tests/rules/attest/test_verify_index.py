@@ -9,22 +9,14 @@ import pytest
 
 from rules.attest import verify
 from rules.common.errors import UserError
-from rules.fetch.download import cas_path
-from rules.oci.layer import Layer
 from rules.oci.layout import INDEX, Image, canonical, write_layout
+from tests.fixtures import cas_layer
 
 
 def _layout(tmp_path):
     cache = tmp_path / "cache"
-
-    def layer(seed: bytes) -> Layer:
-        data = seed * 1000
-        sha = hashlib.sha256(data).hexdigest()
-        cas_path(cache, sha).parent.mkdir(parents=True, exist_ok=True)
-        cas_path(cache, sha).write_bytes(data)
-        return Layer(f"sha256:{sha}", f"sha256:{sha}", len(data), 1)
-
-    images = [Image("runtime", "1.0.0", [layer(bytes([i + 1]))], ["made"], {}, 0, {},
+    images = [Image("runtime", "1.0.0", [cas_layer(cache, bytes([i + 1]))], ["made"], {}, 0,
+                    {},
                     architecture=arch) for i, arch in enumerate(("amd64", "arm64"))]
     out = tmp_path / "layout"
     write_layout(images, out, cache)

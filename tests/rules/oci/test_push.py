@@ -258,20 +258,12 @@ def test_two_pushes_at_once_both_succeed_with_the_same_digest(reg, tmp_path):
 def test_a_tag_of_two_platforms_is_pushed_as_its_image_index(reg, tmp_path):
     """A layout of --platform all (rules.oci.layout writes one index per tag): the images go
     first by digest, then the index under the tags; skopeo reads each platform's image."""
-    from rules.fetch.download import cas_path
     from rules.oci.layout import INDEX, Image, write_layout
-    from rules.oci.layer import Layer
+    from tests.fixtures import cas_layer
 
     cache = tmp_path / "cache"
-
-    def layer(seed: bytes) -> Layer:
-        data = seed * 50_000
-        sha = hashlib.sha256(data).hexdigest()
-        cas_path(cache, sha).parent.mkdir(parents=True, exist_ok=True)
-        cas_path(cache, sha).write_bytes(data)
-        return Layer(f"sha256:{sha}", f"sha256:{sha}", len(data), 1)
-
-    images = [Image("runtime", "1.0.0", [layer(bytes([i + 1]))], ["made"], {"User": "a"}, 0,
+    images = [Image("runtime", "1.0.0", [cas_layer(cache, bytes([i + 1]), 50_000)], ["made"],
+                    {"User": "a"}, 0,
                     {}, aliases=("1.0",), architecture=arch)
               for i, arch in enumerate(("amd64", "arm64"))]
     layout = tmp_path / "layout"
