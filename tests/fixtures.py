@@ -176,3 +176,19 @@ def cas_layer(cache: Path, seed: bytes, repeat: int = 1000):
     cas_path(cache, sha).parent.mkdir(parents=True, exist_ok=True)
     cas_path(cache, sha).write_bytes(data)
     return Layer(f"sha256:{sha}", f"sha256:{sha}", len(data), 1)
+
+
+def fetched(arch: str | None = None, airflow: str | None = None) -> None:
+    """Fetch (the network once; a no-op when the cache has them) the .debs of the main lock,
+    and, for another ``arch``, its lock's and the cross toolchain's; with ``airflow``, that
+    lock's Python files too. Tests that need them fetch them rather than skip."""
+    from rules.fetch import locked_inputs
+    from rules.load import project
+
+    proj, cache = project.load(REPO), default_cache()
+    locked_inputs.fetch_debian(proj, cache)
+    if arch and arch != proj.debian.arch:
+        locked_inputs.fetch_debian(proj, cache, arch)
+        locked_inputs.fetch_cross(proj, cache, arch)
+    if airflow:
+        locked_inputs.fetch_python(proj, airflow, cache)

@@ -15,7 +15,7 @@ from rules.debian import extract_root
 from rules.fetch import download
 from rules.load import project
 from rules.lock import debian_lock
-from tests.fixtures import REPO
+from tests.fixtures import REPO, fetched
 
 
 def test_status_fields_in_dpkg_order_values_kept_as_written():
@@ -97,8 +97,7 @@ def test_unpacked_packages_are_installed_for_dpkg_and_slimmed(tmp_path):
 def _fetched(arch: str) -> list[dict]:
     proj = project.load(REPO)
     packages = debian_lock.packages_for(proj, arch)  # (both locks are committed)
-    if not all(download.cas_path(default_cache(), p["sha256"]).exists() for p in packages):
-        pytest.skip(f"the {arch} .debs are not fetched (invoke fetch --platform linux/{arch})")
+    fetched(arch)
     return packages
 
 
@@ -133,8 +132,7 @@ def test_a_root_of_the_lock_runs_and_lists_every_package(tmp_path, arch):
             out = chroot.run(root, argv)
         else:
             qemu = shutil.which("qemu-aarch64-static")
-            if not qemu:
-                pytest.skip("qemu-user-static is not installed")
+            assert qemu, "apt-get install qemu-user-static (the test task installs it)"
             out = subprocess.run([qemu, "-L", str(root), str(root / "usr/bin/python3.9"),
                                   *argv[1:]], capture_output=True, text=True, check=True).stdout
         assert out == "1\n"

@@ -17,7 +17,7 @@ from rules.graph.action import file_digest
 from rules.load import project
 from rules.lock import cross_lock, debian_lock, requirements_file
 from rules.python import cross_build, sdist_build
-from tests.fixtures import REPO
+from tests.fixtures import REPO, fetched
 
 AIRFLOW = "2.2.4"  # the lock with the most C sdists (docs/arm64.md)
 
@@ -95,8 +95,7 @@ def _sdist(name: str):
 def _choices():
     """The lock's files as the amd64 build chooses them (`invoke fetch`'s record)."""
     text = (REPO / f"constraints/constraints-{AIRFLOW}.txt").read_text()
-    if not pypi_files.choices_fetched(default_cache(), text):
-        pytest.skip(f"Airflow {AIRFLOW}'s lock is not fetched (invoke fetch)")
+    fetched("arm64", AIRFLOW)  # (the lock's files, the arm64 and cross toolchain .debs)
     return pypi_files.load_choices(default_cache(), text,
                                    f"constraints/constraints-{AIRFLOW}.txt")
 
@@ -109,9 +108,7 @@ def _empty_cache(path: Path, sha256s) -> Path:
     """A new cache holding only these blobs of the shared CAS (hard links, else copies)."""
     for sha in sha256s:
         src, dst = download.cas_path(default_cache(), sha), download.cas_path(path, sha)
-        if not src.exists():
-            pytest.skip(f"{sha[:12]} is not fetched: `invoke fetch` and `invoke fetch "
-                        "--platform linux/arm64`")
+        assert src.exists(), f"{sha[:12]} is not fetched, though fetched() ran"
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(src, dst)
@@ -170,8 +167,7 @@ def test_psutil_cross_builds_reproducibly_and_runs_under_qemu(tmp_path):
     assert records[0].blobs == records[1].blobs
 
     qemu = shutil.which("qemu-aarch64-static")
-    if not qemu:
-        pytest.skip("qemu-user-static is not installed: the wheel is not run")
+    assert qemu, "apt-get install qemu-user-static (the test task installs it)"
     from rules.debian import debian_rootfs, extract_root
 
     root, compiler = tmp_path / "arm64", tmp_path / "compiler"
