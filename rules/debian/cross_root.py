@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 
 from rules.common.errors import UserError
-from rules.debian import chroot, python_root
+from rules.debian import python_root
 from rules.fetch import download
 from rules.graph import action_cache
 from rules.graph.action import Action, Made
@@ -132,17 +132,7 @@ def _make(whole: list[dict], target: list[dict], tri: str, cache: Path, done: Pa
                 raise UserError(f"the cross lock's lib{PYTHON}-minimal has no {name}")
             shutil.copyfile(data, work / "usr/lib" / PYTHON / name)
             os.chmod(work / "usr/lib" / PYTHON / name, 0o644)
-        for name in python_root.MOUNT_POINTS:
-            (work / name).mkdir(exist_ok=True)
-        chroot.run(work, [PYTHON, "-m", "compileall", "-q", "-j", "1",
-                          "--invalidation-mode", "unchecked-hash", python_root.STDLIB],
-                   what="byte-compiling the standard library")
-        try:
-            os.rename(work, done)
-        except OSError:  # a concurrent build published the same root first
-            if not done.is_dir():
-                raise
-            shutil.rmtree(work, ignore_errors=True)
+        python_root.compile_and_publish(work, done)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

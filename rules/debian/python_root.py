@@ -81,17 +81,24 @@ def _make(pkgs: list[dict], cache: Path, done: Path) -> None:
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise UserError(f"cannot unpack {p['filename']}: {proc.stderr.strip()}")
-        for name in MOUNT_POINTS:
-            (work / name).mkdir(exist_ok=True)
-        chroot.run(work, ["python3.9", "-m", "compileall", "-q", "-j", "1",
-                          "--invalidation-mode", "unchecked-hash", STDLIB],
-                   what="byte-compiling the standard library")
-        try:
-            os.rename(work, done)
-        except OSError:  # a concurrent build published the same root first
-            if not done.is_dir():
-                raise
-            shutil.rmtree(work, ignore_errors=True)
+        compile_and_publish(work, done)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def compile_and_publish(work: Path, done: Path) -> None:
+    """Byte-compile the standard library of the unpacked root ``work`` with its python3.9
+    (so that no later process writes into the shared tree), then publish it at ``done`` by a
+    rename (rules.debian.cross_root's root too)."""
+    for name in MOUNT_POINTS:
+        (work / name).mkdir(exist_ok=True)
+    chroot.run(work, ["python3.9", "-m", "compileall", "-q", "-j", "1",
+                      "--invalidation-mode", "unchecked-hash", STDLIB],
+               what="byte-compiling the standard library")
+    try:
+        os.rename(work, done)
+    except OSError:  # a concurrent build published the same root first
+        if not done.is_dir():
+            raise
+        shutil.rmtree(work, ignore_errors=True)
